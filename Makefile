@@ -1,0 +1,47 @@
+# ShopStream data platform: `make run` brings it up locally, `make test` checks it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3 || echo python3.11)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.synced-lock
+
+.PHONY: help venv run stop clean test lint format lock
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock
+	@$(PYTHON) localdev/check_python.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	@touch $@
+
+venv: $(STAMP) ## Create .venv from requirements.lock (Python 3.11)
+
+run: $(STAMP) ## Start Postgres, mocked S3, the inventory API simulator and Airflow on http://localhost:8080
+	$(BIN)/python -m localdev run
+
+stop: ## Stop a platform started by `make run` (from another terminal)
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m localdev stop; else echo "nothing was running"; fi
+
+clean: stop ## Stop the platform and delete its state (.local/: databases, S3 snapshot, logs)
+	rm -rf .local
+
+test: $(STAMP) ## Run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## Lint and check formatting with ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: $(STAMP) ## Regenerate requirements.lock from requirements-dev.in (and requirements.txt)
+	$(BIN)/uv pip compile requirements-dev.in --python-version 3.11 --universal \
+		--custom-compile-command "make lock" --quiet -o requirements.lock

@@ -1,0 +1,103 @@
+"""``python -m localdev run|stop``: the local ShopStream platform without Docker or Astro CLI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from localdev import LocalDevError
+from localdev.stack import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    ROOT,
+    Ports,
+    Stack,
+    ensure_not_running,
+    read_dotenv,
+    stop_recorded,
+)
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("SHOPSTREAM_STATE_DIR", ROOT / ".local")).resolve()
+
+
+def run(args: argparse.Namespace) -> int:
+    # Like `astro dev start`, take settings from .env; the shell's own variables win.
+    for key, value in read_dotenv(ROOT / ".env").items():
+        os.environ.setdefault(key, value)
+    if not 0.0 <= args.inventory_failure_rate <= 1.0:
+        raise LocalDevError(f"the inventory failure rate must be between 0 and 1, got {args.inventory_failure_rate}")
+    stack = Stack(
+        state_dir=state_dir(),
+        ports=Ports.from_env(os.environ),
+        postgres_url=os.environ.get("SHOPSTREAM_POSTGRES_URL") or None,
+        failure_rate=args.inventory_failure_rate,
+    )
+    ensure_not_running(stack.state_dir)
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        print("starting services (Postgres, mocked S3, inventory API simulator, alert sink)...", flush=True)
+        stack.start_services()
+        print("preparing Airflow (db migrate, airflow_settings.yaml, admin user)...", flush=True)
+        stack.prepare_airflow()
+        print("starting Airflow (scheduler on LocalExecutor, webserver)...", flush=True)
+        stack.start_airflow()
+        print(
+            f"\nShopStream is up: http://localhost:{stack.ports.webserver}  (login {ADMIN_USER} / {ADMIN_PASSWORD})\n"
+            f"  Postgres         {stack.pg.url()}  databases airflow, shopstream_source, shopstream_warehouse\n"
+            f"  mocked S3        {stack.lake.endpoint_url}  bucket shopstream\n"
+            f"  inventory API    http://127.0.0.1:{stack.ports.inventory_api}/v1/stock\n"
+            f"  alert sink       http://127.0.0.1:{stack.ports.alert_sink}/messages\n"
+            f"  logs             {stack.logs}\n"
+            "Ctrl-C (or `make stop`) stops everything.",
+            flush=True,
+        )
+        while True:
+            stack.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+
+
+def stop(_args: argparse.Namespace) -> int:
+    stopped = stop_recorded(state_dir())
+    print("stopped " + ", ".join(stopped) if stopped else "nothing was running")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localdev", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="start the whole platform and keep it running")
+    run_parser.add_argument(
+        "--inventory-failure-rate",
+        type=float,
+        default=float(os.environ.get("SHOPSTREAM_INVENTORY_FAILURE_RATE", "0.1")),
+        help="share of inventory API calls that fail or stall (default 0.1)",
+    )
+    run_parser.set_defaults(handler=run)
+    commands.add_parser("stop", help="stop a platform started by `run`").set_defaults(handler=stop)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except LocalDevError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""The whole local platform: services, Airflow's metadata database, settings and Airflow.
+
+``make run`` is ``python -m localdev run``. Everything it keeps lives in one git-ignored state
+folder (``.local/`` by default), so a second run picks up where the first stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localdev import LocalDevError, alert_sink, inventory_api, postgres, s3
+from localdev.processes import Service, ensure_port_free, spawn, stop_process_group, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "admin"  # local development only: the stack listens on loopback
+
+# The databases that the one local Postgres holds.
+METADATA_DB = "airflow"
+SOURCE_DB = "shopstream_source"
+WAREHOUSE_DB = "shopstream_warehouse"
+
+# Settings that the deployment image sets too (Dockerfile ENV); a test keeps them equal.
+PLATFORM_AIRFLOW_CONFIG = {
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES": "airflow.* astro.*",
+    "AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS": "False",
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports of the local stack, each movable by an environment variable."""
+
+    webserver: int = 8080
+    postgres: int = 5433
+    s3: int = 5000
+    inventory_api: int = 8081
+    alert_sink: int = 8082
+
+    SETTINGS = {
+        "webserver": "SHOPSTREAM_WEBSERVER_PORT",
+        "postgres": "SHOPSTREAM_POSTGRES_PORT",
+        "s3": "SHOPSTREAM_S3_PORT",
+        "inventory_api": "SHOPSTREAM_INVENTORY_API_PORT",
+        "alert_sink": "SHOPSTREAM_ALERT_SINK_PORT",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Ports:
+        chosen = {}
+        for name, variable in cls.SETTINGS.items():
+            if variable in env:
+                value = env[variable]
+                if not value.isdigit() or not 0 < int(value) < 65536:
+                    raise LocalDevError(f"{variable} must be a port number (1-65535), got {value!r}")
+                chosen[name] = int(value)
+        return cls(**chosen)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of an Astro-style ``.env`` file (comments and blanks skipped)."""
+    if not path.exists():
+        return {}
+    values = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip():
+            raise LocalDevError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass
+class Stack:
+    """The services and Airflow processes of one local platform."""
+
+    state_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    postgres_url: str | None = None
+    failure_rate: float = 0.1
+    services: list[Service] = field(default_factory=list)
+    pg: postgres.PostgresServer | None = None
+    lake: s3.S3Server | None = None
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    # -- services -------------------------------------------------------------------------
+
+    def start_services(self) -> None:
+        """Postgres (embedded unless ``postgres_url``), moto S3, the simulator, the alert sink."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._check_ports()
+        if self.postgres_url:
+            self.pg = postgres.connect_external(self.postgres_url)
+        else:
+            self.pg = postgres.start_embedded(
+                self.state_dir / "postgres", self.ports.postgres, self.logs / "postgres.log"
+            )
+            self._track(self.pg.service)
+        for database in (METADATA_DB, SOURCE_DB, WAREHOUSE_DB):
+            self.pg.ensure_database(database)
+        self.lake = s3.start(self.ports.s3, self.logs / "s3.log")
+        self._track(self.lake.service)
+        self.lake.restore(self.state_dir / "s3")
+        self.lake.ensure_bucket("shopstream")
+        # Snapshot the lake before moto (which keeps it in memory only) goes away.
+        self.lake.service.on_stop.append(self._snapshot_s3)
+        self._track(
+            inventory_api.start(
+                self.ports.inventory_api, self.logs / "inventory_api.log", failure_rate=self.failure_rate
+            )
+        )
+        self._track(
+            alert_sink.start(
+                self.ports.alert_sink, self.logs / "alert_sink.log", journal=self.state_dir / "alerts.jsonl"
+            )
+        )
+
+    def _check_ports(self) -> None:
+        wanted = [
+            ("webserver", "Airflow webserver"),
+            ("s3", "mocked S3"),
+            ("inventory_api", "inventory API simulator"),
+            ("alert_sink", "alert sink"),
+        ]
+        if not self.postgres_url:
+            wanted.append(("postgres", "embedded Postgres"))
+        for name, label in wanted:
+            ensure_port_free("127.0.0.1", getattr(self.ports, name), label, Ports.SETTINGS[name])
+
+    def _snapshot_s3(self) -> None:
+        target = self.state_dir / "s3"
+        staging = self.state_dir / "s3.new"
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            count = self.lake.snapshot(staging)
+        except Exception as err:  # noqa: BLE001 - keep the previous snapshot rather than lose it
+            print(f"warning: could not snapshot the mocked S3 ({err}); kept the previous snapshot", file=sys.stderr)
+            return
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        print(f"saved {count} S3 objects to {target}")
+
+    def endpoints(self) -> list[str]:
+        """``--endpoint`` arguments that point ``airflow_settings.yaml``'s hosts at this stack."""
+        pg_auth = self.pg.user + (f":{self.pg.password}" if self.pg.password else "")
+        return [
+            f"shopstream-db={pg_auth}@{self.pg.host}:{self.pg.port}",
+            f"moto=127.0.0.1:{self.ports.s3}",
+            f"inventory-api=127.0.0.1:{self.ports.inventory_api}",
+            f"alert-sink=127.0.0.1:{self.ports.alert_sink}",
+        ]
+
+    # -- Airflow --------------------------------------------------------------------------
+
+    def _secrets(self) -> dict[str, str]:
+        """A Fernet key and a webserver secret made once per state folder, never committed."""
+        path = self.state_dir / "secrets.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        from cryptography.fernet import Fernet
+
+        values = {"fernet_key": Fernet.generate_key().decode(), "secret_key": secrets.token_hex(32)}
+        path.write_text(json.dumps(values))
+        path.chmod(0o600)
+        return values
+
+    def airflow_env(self) -> dict[str, str]:
+        """The environment of every Airflow process of this stack."""
+        keys = self._secrets()
+        env = dict(os.environ)
+        env.update(PLATFORM_AIRFLOW_CONFIG)
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.state_dir / "airflow"),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.pg.url(METADATA_DB, driver="postgresql+psycopg2"),
+                "AIRFLOW__WEBSERVER__SECRET_KEY": keys["secret_key"],
+                "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+                "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(self.ports.webserver),
+                "AIRFLOW__WEBSERVER__BASE_URL": f"http://localhost:{self.ports.webserver}",
+                "AIRFLOW__WEBSERVER__WORKERS": "2",
+                "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session",
+                "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
+                "SHOPSTREAM_ALERT_SINK_URL": f"http://127.0.0.1:{self.ports.alert_sink}",
+            }
+        )
+        return env
+
+    def airflow(self, *args: str, env: Mapping[str, str] | None = None, what: str = "") -> str:
+        """Run one ``airflow`` CLI command to completion; fail in one line with its last words."""
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=dict(env or self.airflow_env()),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+            raise LocalDevError(f"{what or 'airflow ' + args[0]} failed: {last}")
+        return result.stdout
+
+    def prepare_airflow(self) -> None:
+        """Migrate the metadata database, apply ``airflow_settings.yaml``, create the admin user."""
+        env = self.airflow_env()
+        Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+        self.airflow("db", "migrate", env=env, what="airflow db migrate")
+        command = [sys.executable, "-m", "localdev.settings", "apply", str(ROOT / "airflow_settings.yaml")]
+        for endpoint in self.endpoints():
+            command += ["--endpoint", endpoint]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+        if result.returncode != 0:
+            raise LocalDevError(
+                (result.stderr.strip() or result.stdout.strip()).splitlines()[-1].removeprefix("error: ")
+            )
+        print(result.stdout.strip())
+        self.airflow(
+            "users",
+            "create",
+            "--username",
+            ADMIN_USER,
+            "--password",
+            ADMIN_PASSWORD,
+            "--role",
+            "Admin",
+            "--firstname",
+            "Local",
+            "--lastname",
+            "Admin",
+            "--email",
+            "admin@localhost",
+            env=env,
+            what="creating the admin user",
+        )
+
+    def start_airflow(self) -> None:
+        """Scheduler (LocalExecutor) and webserver; wait until ``/health`` says both are healthy."""
+        env = self.airflow_env()
+        airflow = [sys.executable, "-m", "airflow"]
+        self._track(spawn("Airflow scheduler", [*airflow, "scheduler"], self.logs / "scheduler.log", env=env, cwd=ROOT))
+        web = spawn("Airflow webserver", [*airflow, "webserver"], self.logs / "webserver.log", env=env, cwd=ROOT)
+        web.url = f"http://localhost:{self.ports.webserver}"
+        self._track(web)
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.webserver}/health", timeout=5) as response:
+                health = json.load(response)
+            return all(health[part]["status"] == "healthy" for part in ("metadatabase", "scheduler"))
+
+        wait_until(healthy, web, timeout=240, what="healthy (metadatabase and scheduler)")
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _track(self, service: Service) -> None:
+        self.services.append(service)
+        self._write_state()
+
+    def _write_state(self) -> None:
+        self.state_file.write_text(
+            json.dumps({"runner_pid": os.getpid(), "services": {s.name: s.pid for s in self.services}}, indent=2)
+        )
+
+    def check_alive(self) -> None:
+        for service in self.services:
+            if not service.running():
+                raise LocalDevError(
+                    f"the {service.name} stopped unexpectedly (exit code {service.process.returncode}); "
+                    f"its log is {service.log_path}"
+                )
+
+    def stop(self) -> None:
+        """Stop every process this stack started, newest first."""
+        while self.services:
+            service = self.services.pop()
+            try:
+                service.stop()
+            except Exception as err:  # noqa: BLE001 - keep stopping the others
+                print(f"warning: stopping the {service.name}: {err}", file=sys.stderr)
+        self.state_file.unlink(missing_ok=True)
+
+
+def stop_recorded(state_dir: Path, timeout: float = 90.0) -> list[str]:
+    """Stop a stack started by another process (``make stop``); return what was stopped."""
+    state_file = state_dir / "stack.json"
+    stopped = []
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        runner = state.get("runner_pid")
+        if runner and _alive(runner):
+            # The runner stops its own children (and snapshots S3) on SIGTERM.
+            os.kill(runner, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(runner) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            stopped.append(f"runner (pid {runner})")
+        for name, pid in state.get("services", {}).items():
+            if _alive(pid):
+                stop_process_group(pid)
+                stopped.append(f"{name} (pid {pid})")
+        state_file.unlink(missing_ok=True)
+    leftover = postgres._running_postmaster(state_dir / "postgres")
+    if leftover:
+        os.kill(leftover, signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while _alive(leftover) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stopped.append(f"embedded Postgres (pid {leftover})")
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ensure_not_running(state_dir: Path) -> None:
+    state_file = state_dir / "stack.json"
+    if state_file.exists():
+        runner = json.loads(state_file.read_text()).get("runner_pid")
+        if runner and runner != os.getpid() and _alive(runner):
+            raise LocalDevError(f"the local platform is already running (pid {runner}); `make stop` stops it")
+
+
+__all__ = ["Ports", "Stack", "ensure_not_running", "ensure_port_free", "stop_recorded"]

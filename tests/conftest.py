@@ -1,0 +1,52 @@
+"""Shared fixtures: Airflow settings for in-process parsing, and the local services.
+
+The service fixtures use the same launchers as `make run` (localdev/), on free loopback ports
+and in temporary folders, so tests never touch a developer's running platform.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+# In-process Airflow (DagBag parsing) must be configured before airflow is first imported.
+# setdefault: under `astro dev pytest` the container's own settings stay in force.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="shopstream-airflow-home-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES", "airflow.* astro.*")
+os.environ.setdefault("AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS", "False")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """An embedded Postgres for this test session."""
+    from localdev import postgres
+    from localdev.processes import free_port
+
+    state = tmp_path_factory.mktemp("postgres")
+    server = postgres.start_embedded(state / "data", free_port(), state / "postgres.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(pg_server, tmp_path_factory):
+    """A :class:`localdev.stack.Stack` whose Airflow metadata database is migrated, no processes running."""
+    from localdev.processes import free_port
+    from localdev.stack import METADATA_DB, Ports, Stack
+
+    stack = Stack(state_dir=tmp_path_factory.mktemp("stack"), ports=Ports(webserver=free_port()))
+    stack.pg = pg_server
+    pg_server.ensure_database(METADATA_DB)
+    stack.state_dir.mkdir(parents=True, exist_ok=True)
+    env = stack.airflow_env()
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    stack.airflow("db", "migrate", env=env)
+    return stack

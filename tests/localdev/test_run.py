@@ -1,0 +1,218 @@
+"""`make run` end to end: the platform comes up, answers, stops cleanly and resumes its state.
+
+Also the bad input that `make run` meets first: a port in use, an unreachable
+SHOPSTREAM_POSTGRES_URL, a wrong Python; each must be one clear line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import boto3
+import pytest
+
+from localdev import s3 as s3_launcher
+from localdev.processes import free_port
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.services
+
+
+def run_env(state_dir, **extra) -> dict:
+    env = dict(os.environ)
+    env.update(
+        {
+            "SHOPSTREAM_STATE_DIR": str(state_dir),
+            "SHOPSTREAM_WEBSERVER_PORT": str(free_port()),
+            "SHOPSTREAM_POSTGRES_PORT": str(free_port()),
+            "SHOPSTREAM_S3_PORT": str(free_port()),
+            "SHOPSTREAM_INVENTORY_API_PORT": str(free_port()),
+            "SHOPSTREAM_ALERT_SINK_PORT": str(free_port()),
+        }
+    )
+    for name in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def start_run(env) -> tuple[subprocess.Popen, str]:
+    """Start `python -m localdev run`; return it and its output once it says it is up."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localdev", "run"],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 300
+    while not any("stops everything" in line for line in lines):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise AssertionError("`localdev run` did not come up:\n" + "".join(lines))
+        time.sleep(0.5)
+    process.output = lines
+    return process, "".join(lines)
+
+
+def stop_run(process) -> str:
+    """Ctrl-C, as a developer would; return everything it printed."""
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    time.sleep(0.2)
+    return "".join(process.output)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def api(env, path: str, user: str = "admin", password: str = "admin"):
+    request = urllib.request.Request(f"http://127.0.0.1:{env['SHOPSTREAM_WEBSERVER_PORT']}{path}")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_the_platform_comes_up_stops_cleanly_and_resumes(tmp_path):
+    env = run_env(tmp_path / "state")
+    process, output = start_run(env)
+    try:
+        assert f"http://localhost:{env['SHOPSTREAM_WEBSERVER_PORT']}  (login admin / admin)" in output
+        health = api(env, "/health")
+        assert health["metadatabase"]["status"] == "healthy"
+        assert health["scheduler"]["status"] == "healthy"
+        aws = api(env, "/api/v1/connections/aws_default")
+        assert json.loads(aws["extra"])["endpoint_url"] == f"http://127.0.0.1:{env['SHOPSTREAM_S3_PORT']}"
+        pools = {p["name"]: p["slots"] for p in api(env, "/api/v1/pools")["pools"]}
+        assert pools["inventory_api"] == 2
+
+        cli = subprocess.run(
+            [sys.executable, "-m", "airflow", "connections", "get", "aws_default", "-o", "json"],
+            env={**env, "AIRFLOW_HOME": str(tmp_path / "state" / "airflow"), **_airflow_db_env(tmp_path, env)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"http://127.0.0.1:{env['SHOPSTREAM_S3_PORT']}" in cli.stdout
+
+        lake = s3_launcher.S3Server(endpoint_url=f"http://127.0.0.1:{env['SHOPSTREAM_S3_PORT']}")
+        lake.client().put_object(Bucket="shopstream", Key="gold/marker.txt", Body=b"kept")
+        pids = list(json.loads((tmp_path / "state" / "stack.json").read_text())["services"].values())
+        assert len(pids) == 6, "postgres, s3, inventory API, alert sink, scheduler, webserver"
+    except BaseException:
+        stop_run(process)
+        raise
+
+    rest = stop_run(process)
+    assert process.returncode == 0, rest
+    assert "saved 1 S3 objects" in rest
+    time.sleep(1)
+    assert [pid for pid in pids if alive(pid)] == [], "every process it started is gone"
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], f"processes still running from this state folder: {leftovers}"
+
+    again, _ = start_run(env)
+    try:
+        assert api(env, "/health")["scheduler"]["status"] == "healthy", "the admin user survived"
+        body = (
+            boto3.client(
+                "s3",
+                endpoint_url=f"http://127.0.0.1:{env['SHOPSTREAM_S3_PORT']}",
+                aws_access_key_id=s3_launcher.ACCESS_KEY,
+                aws_secret_access_key=s3_launcher.SECRET_KEY,
+                region_name=s3_launcher.REGION,
+            )
+            .get_object(Bucket="shopstream", Key="gold/marker.txt")["Body"]
+            .read()
+        )
+        assert body == b"kept", "the lake was restored from the state folder"
+    finally:
+        stop_run(again)
+
+
+def _airflow_db_env(tmp_path, env) -> dict:
+    secrets = json.loads((tmp_path / "state" / "secrets.json").read_text())
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+            f"postgresql+psycopg2://postgres@127.0.0.1:{env['SHOPSTREAM_POSTGRES_PORT']}/airflow"
+        ),
+        "AIRFLOW__CORE__FERNET_KEY": secrets["fernet_key"],
+    }
+
+
+def run_once(env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "localdev", "run"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_port_in_use_stops_run_with_one_line(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_once(run_env(tmp_path / "state", SHOPSTREAM_WEBSERVER_PORT=str(port)))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: port {port} on 127.0.0.1 is already in use")
+    assert "SHOPSTREAM_WEBSERVER_PORT" in lines[0]
+
+
+def test_an_unreachable_postgres_url_stops_run_with_one_line(tmp_path):
+    port = free_port()
+    env = run_env(tmp_path / "state", SHOPSTREAM_POSTGRES_URL=f"postgresql://postgres:pw@127.0.0.1:{port}")
+    result = run_once(env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: cannot reach the Postgres named by SHOPSTREAM_POSTGRES_URL (127.0.0.1:{port})")
+    assert not (tmp_path / "state" / "postgres").exists(), "no embedded server was started instead"
+
+
+def test_a_bad_port_setting_is_one_line(tmp_path):
+    result = run_once(run_env(tmp_path / "state", SHOPSTREAM_S3_PORT="fivethousand"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: SHOPSTREAM_S3_PORT must be a port number (1-65535), got 'fivethousand'"
+
+
+def test_a_wrong_python_is_one_line(tmp_path):
+    fake = tmp_path / "python3.12"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -c \"import sys, runpy; sys.version_info = (3, 12, 1, 'final', 0); "
+        f'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name=\'__main__\')" "$@"\n'
+    )
+    fake.chmod(0o755)
+    result = subprocess.run(
+        ["make", "-B", "venv", f"PYTHON={fake}", f"VENV={tmp_path / 'venv'}"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "ShopStream needs Python 3.11" in errors[0]
+    assert "is Python 3.12.1" in errors[0]
+    assert not (tmp_path / "venv").exists(), "nothing was installed"
