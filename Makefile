@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-lock
 
-.PHONY: help venv run stop clean test lint format lock
+.PHONY: help venv run stop clean test lint format lock seed airflow
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,3 +45,9 @@ format: $(STAMP) ## Format the code with ruff
 lock: $(STAMP) ## Regenerate requirements.lock from requirements-dev.in (and requirements.txt)
 	$(BIN)/uv pip compile requirements-dev.in --python-version 3.11 --universal \
 		--custom-compile-command "make lock" --quiet -o requirements.lock
+
+seed: $(STAMP) ## Seed the running platform's source database (idempotent; DAYS=21)
+	$(BIN)/python -m localdev.seed --days $(or $(DAYS),21)
+
+airflow: $(STAMP) ## The Airflow CLI against the running platform, e.g. make airflow ARGS="dags list"
+	$(BIN)/python -m localdev airflow $(ARGS)

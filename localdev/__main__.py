@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        print("starting services (Postgres, mocked S3, inventory API simulator, alert sink)...", flush=True)
+        print("starting services (Postgres, mocked S3, inventory API simulator, alert sink), seeding...", flush=True)
         stack.start_services()
         print("preparing Airflow (db migrate, airflow_settings.yaml, admin user)...", flush=True)
         stack.prepare_airflow()
@@ -61,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
             "Ctrl-C (or `make stop`) stops everything.",
             flush=True,
         )
+        last_seed = time.monotonic()
         while True:
             stack.check_alive()
+            if time.monotonic() - last_seed > 60:  # today's orders keep arriving
+                stack.seed_source()
+                last_seed = time.monotonic()
             time.sleep(1)
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
@@ -71,6 +76,19 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
+
+
+def airflow(args: argparse.Namespace) -> int:
+    """Run the Airflow CLI against the running local platform."""
+    for key, value in read_dotenv(ROOT / ".env").items():
+        os.environ.setdefault(key, value)
+    stack = Stack(
+        state_dir=state_dir(), ports=Ports.from_env(os.environ), postgres_url=os.environ.get("SHOPSTREAM_POSTGRES_URL")
+    )
+    if not (stack.state_dir / "secrets.json").exists():
+        raise LocalDevError("the local platform has never run here; start it with `make run`")
+    stack.attach()
+    return subprocess.run([sys.executable, "-m", "airflow", *args.args], env=stack.airflow_env(), cwd=ROOT).returncode
 
 
 def stop(_args: argparse.Namespace) -> int:
@@ -91,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     run_parser.set_defaults(handler=run)
     commands.add_parser("stop", help="stop a platform started by `run`").set_defaults(handler=stop)
+    airflow_parser = commands.add_parser("airflow", help="the Airflow CLI, set up for the local platform")
+    airflow_parser.add_argument("args", nargs=argparse.REMAINDER)
+    airflow_parser.set_defaults(handler=airflow)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -17,9 +17,11 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from localdev import LocalDevError, alert_sink, inventory_api, postgres, s3
+from localdev import LocalDevError, alert_sink, inventory_api, postgres, s3, seed
+from localdev.generator import Scale, ShopStreamData
 from localdev.processes import Service, ensure_port_free, spawn, stop_process_group, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +95,7 @@ class Stack:
     ports: Ports = field(default_factory=Ports)
     postgres_url: str | None = None
     failure_rate: float = 0.1
+    data: ShopStreamData = field(default_factory=lambda: ShopStreamData(scale=Scale(bad_share=0.01)))
     services: list[Service] = field(default_factory=list)
     pg: postgres.PostgresServer | None = None
     lake: s3.S3Server | None = None
@@ -120,6 +123,7 @@ class Stack:
             self._track(self.pg.service)
         for database in (METADATA_DB, SOURCE_DB, WAREHOUSE_DB):
             self.pg.ensure_database(database)
+        self.seed_source(history_days=21)
         self.lake = s3.start(self.ports.s3, self.logs / "s3.log")
         self._track(self.lake.service)
         self.lake.restore(self.state_dir / "s3")
@@ -136,6 +140,20 @@ class Stack:
                 self.ports.alert_sink, self.logs / "alert_sink.log", journal=self.state_dir / "alerts.jsonl"
             )
         )
+
+    def attach(self) -> None:
+        """Point at the services of a platform that is already running (for `localdev airflow`)."""
+        if self.postgres_url:
+            self.pg = postgres.connect_external(self.postgres_url)
+        else:
+            self.pg = postgres.PostgresServer("127.0.0.1", self.ports.postgres, postgres.SUPERUSER)
+        self.lake = s3.S3Server(endpoint_url=f"http://127.0.0.1:{self.ports.s3}")
+
+    def seed_source(self, history_days: int = 0) -> int:
+        """Seed the source database's history, then today's orders up to now (idempotent)."""
+        now = datetime.now(UTC)
+        days = [*seed.history(history_days, now.date()), now.date() - timedelta(days=1), now.date()]
+        return seed.seed(self.pg.url(SOURCE_DB), sorted(set(days)), self.data, until=now)
 
     def _check_ports(self) -> None:
         wanted = [

@@ -142,7 +142,7 @@ def test_compose_hosts_are_pointed_at_local_endpoints():
 def test_apply_writes_connections_variables_and_pools(airflow_stack):
     result = apply(airflow_stack, PROJECT / "airflow_settings.yaml", "moto=127.0.0.1:5999")
     assert result.returncode == 0, result.stderr
-    assert "applied 6 connections, 2 variables, 2 pools" in result.stdout
+    assert "applied 6 connections, 3 variables, 2 pools" in result.stdout
 
     state = dump(airflow_stack)
     assert set(state["connections"]) >= DESIGN_CONNECTIONS

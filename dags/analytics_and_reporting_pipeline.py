@@ -1,0 +1,38 @@
+"""
+### analytics_and_reporting_pipeline
+
+The consumption layer. Runs when fresh sales data has landed: both
+`s3://shopstream/gold/orders` **and** `s3://shopstream/gold/customer_360` updated (normally
+shortly after the 02:00 ingest), never on stale data. **daily_reports** writes
+`gold.daily_reports` plus a CSV and a 30-day chart; **weekly_analytics** follows on Mondays
+(skipped otherwise); **ml_feature_pipeline** writes per-customer features as Parquet.
+"""
+
+from airflow.decorators import dag
+
+from include.shopstream import policies
+from include.shopstream.datasets import GOLD_CUSTOMER_360, GOLD_ORDERS
+from include.shopstream.features import ml_feature_pipeline
+from include.shopstream.reports import daily_reports, weekly_analytics
+from include.shopstream.tasks import report_date
+from include.shopstream.warehouse import TEMPLATE_SEARCHPATH
+
+
+@dag(
+    dag_id="analytics_and_reporting_pipeline",
+    schedule=(GOLD_ORDERS & GOLD_CUSTOMER_360),
+    start_date=policies.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=policies.ANALYTICS,
+    tags=["shopstream", "analytics", "reporting", "ml"],
+    doc_md=__doc__,
+    template_searchpath=TEMPLATE_SEARCHPATH,
+)
+def analytics_and_reporting_pipeline():
+    day = report_date()
+    daily_reports(day) >> weekly_analytics(day)
+    ml_feature_pipeline(day)
+
+
+analytics_and_reporting_pipeline()

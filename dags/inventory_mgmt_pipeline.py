@@ -1,0 +1,33 @@
+"""
+### inventory_mgmt_pipeline
+
+Every four hours, independent of the daily sales flow: **inventory_sync** pulls stock per SKU
+from the inventory API into `gold.inventory` (the API times out about one call in ten, so this
+task retries 5 times, 10 minutes apart), then **product_catalog** joins products with current
+stock into `gold.product_catalog`. Publishes `s3://shopstream/gold/inventory` and
+`s3://shopstream/gold/product_catalog`.
+"""
+
+from airflow.decorators import dag
+
+from include.shopstream import policies
+from include.shopstream.inventory import inventory_sync, product_catalog
+from include.shopstream.warehouse import TEMPLATE_SEARCHPATH
+
+
+@dag(
+    dag_id="inventory_mgmt_pipeline",
+    schedule="0 */4 * * *",
+    start_date=policies.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=policies.INVENTORY,
+    tags=["shopstream", "inventory"],
+    doc_md=__doc__,
+    template_searchpath=TEMPLATE_SEARCHPATH,
+)
+def inventory_mgmt_pipeline():
+    inventory_sync() >> product_catalog()
+
+
+inventory_mgmt_pipeline()

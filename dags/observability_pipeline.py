@@ -1,0 +1,30 @@
+"""
+### observability_pipeline
+
+The platform's global monitor: runs whenever **any** gold or feature Dataset is updated and
+checks the tables behind the datasets that triggered it (**data_quality_checks**): row
+counts, nulls, key uniqueness, referential integrity and freshness. Any breach fails the run.
+"""
+
+from airflow.datasets import DatasetAny
+from airflow.decorators import dag
+
+from include.shopstream import policies
+from include.shopstream.datasets import PUBLISHED
+from include.shopstream.quality import data_quality_checks
+
+
+@dag(
+    dag_id="observability_pipeline",
+    schedule=DatasetAny(*PUBLISHED),
+    start_date=policies.START_DATE,
+    catchup=False,
+    default_args=policies.OBSERVABILITY,
+    tags=["shopstream", "observability", "data-quality"],
+    doc_md=__doc__,
+)
+def observability_pipeline():
+    data_quality_checks()
+
+
+observability_pipeline()

@@ -1,0 +1,34 @@
+"""
+### sales_core_pipeline
+
+The critical path, every day at 02:00 UTC: **orders_etl** brings the day's new and changed
+orders from ShopStream's orders database into `gold.orders`, then **customer_360** rebuilds the
+per-customer view. Each publishes its Dataset (`s3://shopstream/gold/orders`,
+`s3://shopstream/gold/customer_360`); analytics runs when both have landed. A failed
+`orders_etl` publishes nothing, so nothing downstream runs on stale data.
+"""
+
+from airflow.decorators import dag
+
+from include.shopstream import policies
+from include.shopstream.customers import customer_360
+from include.shopstream.orders import orders_etl
+from include.shopstream.warehouse import TEMPLATE_SEARCHPATH
+
+
+@dag(
+    dag_id="sales_core_pipeline",
+    schedule="0 2 * * *",
+    start_date=policies.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=policies.SALES_CORE,
+    tags=["shopstream", "sales", "critical-path"],
+    doc_md=__doc__,
+    template_searchpath=TEMPLATE_SEARCHPATH,
+)
+def sales_core_pipeline():
+    orders_etl() >> customer_360()
+
+
+sales_core_pipeline()

@@ -1,0 +1,42 @@
+"""customer_360: one row per customer from gold orders and customers, then published.
+
+Rebuilt whole on every run (it is small and derived), into staging first and then swapped
+into gold.customer_360 in one transaction, so readers never see it half-written.
+"""
+
+from __future__ import annotations
+
+from airflow.decorators import task_group
+from astro import sql as aql
+from astro.files import File
+
+from include.shopstream.datasets import GOLD_CUSTOMER_360
+from include.shopstream.tasks import announce, swap_into_gold
+from include.shopstream.warehouse import GOLD, LAKE_CONN_ID, STAGING, lake_uri, table, transform_sql
+
+COLUMNS = (
+    "customer_id", "country", "lifetime_value", "order_count",
+    "first_order_at", "last_order_at", "preferred_category", "loaded_at",
+)  # fmt: skip
+
+
+@task_group(group_id="customer_360")
+def customer_360():
+    """Build the per-customer view and publish it."""
+    built = transform_sql(
+        "build_customer_360",
+        "customer_360.sql",
+        table("customer_360_build", STAGING),
+        gold_orders=table("orders", GOLD),
+        customers=table("customers", GOLD),
+    )
+    swapped = swap_into_gold.override(task_id="swap_customer_360")(
+        f"{STAGING}.customer_360_build", f"{GOLD}.customer_360", COLUMNS
+    )
+    exported = aql.export_to_file(
+        task_id="publish_customer_360",
+        input_data=table("customer_360", GOLD),
+        output_file=File(path=lake_uri("gold/customer_360/customer_360.parquet"), conn_id=LAKE_CONN_ID),
+        if_exists="replace",
+    )
+    built >> swapped >> exported >> announce(GOLD_CUSTOMER_360, "announce_customer_360")

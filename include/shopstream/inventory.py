@@ -1,0 +1,187 @@
+"""inventory_sync and product_catalog: stock per SKU from the inventory API, then the catalog.
+
+The inventory API times out or errors on about one call in ten. A failed call raises, so the
+DAG's retry policy applies; a response that breaks the contract is quarantined whole and the
+task fails, so gold.inventory is never half-loaded.
+"""
+
+from __future__ import annotations
+
+from airflow.decorators import task, task_group
+from astro import sql as aql
+from astro.constants import FileType
+from astro.files import File
+from sqlalchemy import Column, DateTime, Integer, Text
+
+from include.shopstream.datasets import GOLD_INVENTORY, GOLD_PRODUCT_CATALOG
+from include.shopstream.tasks import announce, prepare_warehouse, swap_into_gold
+from include.shopstream.warehouse import GOLD, LAKE_CONN_ID, STAGING, lake_uri, table, transform_sql
+
+SNAPSHOT = "{{ ts_nodash }}"
+INVENTORY_COLUMNS = ("sku", "warehouse", "on_hand", "reserved", "available", "as_of", "loaded_at")
+CATALOG_COLUMNS = (
+    "sku",
+    "product_id",
+    "name",
+    "category",
+    "unit_price",
+    "on_hand",
+    "available",
+    "in_stock",
+    "loaded_at",
+)
+STOCK_STAGING_COLUMNS = [
+    Column("sku", Text),
+    Column("warehouse", Text),
+    Column("on_hand", Integer),
+    Column("reserved", Integer),
+    Column("as_of", DateTime(timezone=True)),
+]
+
+
+def contract_problems(payload: object) -> list[str]:
+    """What is wrong with one page of the inventory API's answer (empty when nothing is)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("items"), list):
+        return ["the response is not an object with an 'items' list"]
+    problems = []
+    for index, item in enumerate(payload["items"]):
+        if not isinstance(item, dict):
+            problems.append(f"items[{index}] is not an object")
+            continue
+        sku, on_hand, reserved = item.get("sku"), item.get("on_hand"), item.get("reserved")
+        if not isinstance(sku, str) or not sku:
+            problems.append(f"items[{index}] has no sku")
+        if not isinstance(item.get("warehouse"), str):
+            problems.append(f"items[{index}] has no warehouse")
+        for name, value in (("on_hand", on_hand), ("reserved", reserved)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"items[{index}].{name} is not a count: {value!r}")
+        if isinstance(on_hand, int) and isinstance(reserved, int) and reserved > on_hand:
+            problems.append(f"items[{index}] reserves more than it has")
+    return problems
+
+
+@task(pool="inventory_api")
+def fetch_stock(ts_nodash=None) -> dict:
+    """Page through the inventory API; land the stock in raw/, or quarantine a bad answer and fail."""
+    import json
+
+    import requests
+    from airflow.exceptions import AirflowException, AirflowFailException
+    from airflow.models import Variable
+    from airflow.providers.http.hooks.http import HttpHook
+
+    from include.shopstream.warehouse import BUCKET, INVENTORY_API_CONN_ID, lake_hook
+
+    hook = HttpHook(method="GET", http_conn_id=INVENTORY_API_CONN_ID)
+    timeout = float(Variable.get("shopstream_inventory_api_timeout_seconds", default_var="10"))
+    page_size = int(Variable.get("shopstream_inventory_api_page_size", default_var="500"))
+    items, page, as_of = [], 1, None
+    while page:
+        try:
+            response = hook.run(
+                "/v1/stock", data={"page": page, "page_size": page_size}, extra_options={"timeout": timeout}
+            )
+        except (requests.RequestException, AirflowException) as err:  # timeouts, refusals, 5xx: try again later
+            raise AirflowException(f"inventory API call for page {page} failed: {err}") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        problems = contract_problems(payload)
+        if problems:
+            key = f"quarantine/inventory/ts={ts_nodash}/page-{page}.json"
+            body = json.dumps({"problems": problems, "response": payload if payload is not None else response.text})
+            lake_hook().load_string(body, key=key, bucket_name=BUCKET, replace=True)
+            raise AirflowFailException(
+                f"the inventory API's page {page} broke the contract ({len(problems)} problem(s), first: "
+                f"{problems[0]}); nothing was loaded. The response is in s3://{BUCKET}/{key}"
+            )
+        as_of = payload.get("as_of")
+        items.extend({**item, "as_of": as_of} for item in payload["items"])
+        page = payload.get("next_page")
+    key = f"raw/inventory/ts={ts_nodash}/stock.ndjson"
+    lake_hook().load_string("\n".join(json.dumps(i) for i in items), key=key, bucket_name=BUCKET, replace=True)
+    print(f"landed stock for {len(items)} SKUs as of {as_of} in s3://{BUCKET}/{key}")
+    return {"skus": len(items), "uri": f"s3://{BUCKET}/{key}"}
+
+
+@task_group(group_id="inventory_sync")
+def inventory_sync():
+    """Stock levels per SKU into gold.inventory."""
+    fetched = fetch_stock()
+    staged = aql.load_file(
+        task_id="load_stock",
+        input_file=File(
+            path=lake_uri(f"raw/inventory/ts={SNAPSHOT}/stock.ndjson"), conn_id=LAKE_CONN_ID, filetype=FileType.NDJSON
+        ),
+        output_table=table("inventory_raw", STAGING, columns=STOCK_STAGING_COLUMNS),
+        if_exists="replace",
+        use_native_support=False,
+    )
+    ready = transform_sql("stock_ready", "inventory_ready.sql", table("inventory_ready", STAGING), raw_stock=staged)
+    merged = aql.merge(
+        task_id="merge_inventory",
+        target_table=table("inventory", GOLD),
+        source_table=ready,
+        columns=list(INVENTORY_COLUMNS),
+        target_conflict_columns=["sku"],
+        if_conflicts="update",
+    )
+    exported = aql.export_to_file(
+        task_id="publish_inventory",
+        input_data=table("inventory", GOLD),
+        output_file=File(path=lake_uri("gold/inventory/inventory.parquet"), conn_id=LAKE_CONN_ID),
+        if_exists="replace",
+    )
+    prepare_warehouse() >> fetched >> staged
+    merged >> exported >> announce(GOLD_INVENTORY, "announce_inventory")
+
+
+@task(pool="shopstream_source_db")
+def extract_products(data_interval_start=None) -> dict:
+    """Snapshot the source's products to raw/products/ds=<date>/."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from include.shopstream.lake import copy_query_to_lake
+    from include.shopstream.warehouse import SOURCE_CONN_ID, sql
+
+    with PostgresHook(postgres_conn_id=SOURCE_CONN_ID).get_conn() as conn:
+        prefix = f"raw/products/ts={data_interval_start:%Y%m%dT%H%M%S}"
+        extract = copy_query_to_lake(conn, sql("products_extract.sql"), {}, prefix)
+    return {"rows": extract.rows, "uri": extract.uri}
+
+
+@task_group(group_id="product_catalog")
+def product_catalog():
+    """Products joined with current stock into gold.product_catalog."""
+    extracted = extract_products()
+    staged = aql.load_file(
+        task_id="load_products",
+        input_file=File(
+            path=lake_uri("raw/products/ts={{ data_interval_start.strftime('%Y%m%dT%H%M%S') }}/"),
+            conn_id=LAKE_CONN_ID,
+            filetype=FileType.CSV,
+        ),
+        output_table=table("products_raw", STAGING),
+        if_exists="replace",
+        use_native_support=False,
+    )
+    built = transform_sql(
+        "build_catalog",
+        "product_catalog.sql",
+        table("product_catalog_build", STAGING),
+        products=staged,
+        inventory=table("inventory", GOLD),
+    )
+    swapped = swap_into_gold.override(task_id="swap_catalog")(
+        f"{STAGING}.product_catalog_build", f"{GOLD}.product_catalog", CATALOG_COLUMNS
+    )
+    exported = aql.export_to_file(
+        task_id="publish_catalog",
+        input_data=table("product_catalog", GOLD),
+        output_file=File(path=lake_uri("gold/product_catalog/product_catalog.parquet"), conn_id=LAKE_CONN_ID),
+        if_exists="replace",
+    )
+    extracted >> staged
+    built >> swapped >> exported >> announce(GOLD_PRODUCT_CATALOG, "announce_catalog")

@@ -1,0 +1,61 @@
+"""Moving rows between Postgres and the lake in bounded memory: COPY streamed through parts."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+
+from include.shopstream.warehouse import BUCKET, lake_hook, replace_prefix
+
+PART_ROWS = 200_000  # rows per raw part: what one load step holds in memory at a time
+
+
+@dataclass
+class Extract:
+    prefix: str
+    rows: int
+    parts: int
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{BUCKET}/{self.prefix}/"
+
+
+def copy_query_to_lake(conn, query: str, params: dict, prefix: str, *, paged: bool = False) -> Extract:
+    """Write the rows of ``query`` as CSV parts under ``prefix``, replacing what was there.
+
+    With ``paged``, the query takes ``after`` and ``limit`` parameters and returns rows whose
+    first column is an increasing key; each part then holds at most ``PART_ROWS`` rows.
+    """
+    replace_prefix(prefix)
+    hook = lake_hook()
+    rows = parts = 0
+    after = 0
+    while True:
+        bound = dict(params, after=after, limit=PART_ROWS) if paged else params
+        with tempfile.NamedTemporaryFile("w+b", suffix=".csv") as part, conn.cursor() as cur:
+            statement = cur.mogrify(query, bound).decode()
+            cur.copy_expert(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv, HEADER true)", part)
+            count = max(cur.rowcount, 0)
+            if count == 0 and parts > 0:
+                break
+            part.flush()
+            if count or parts == 0:
+                key = f"{prefix}/part-{parts:05d}.csv"
+                hook.load_file(part.name, key=key, bucket_name=BUCKET, replace=True)
+                parts += 1
+                rows += count
+            if paged and count:
+                after = _last_key(part)
+        if not paged or count < PART_ROWS:
+            break
+    return Extract(prefix=prefix, rows=rows, parts=parts)
+
+
+def _last_key(part) -> int:
+    """The first column of the last CSV line of ``part`` (read from its end)."""
+    part.seek(0, 2)
+    size = part.tell()
+    part.seek(max(0, size - 65_536))
+    last = part.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    return int(last.split(b",", 1)[0])

@@ -1,0 +1,204 @@
+"""orders_etl: the day's new and changed orders, from the source database to gold.orders.
+
+extract (source -> raw/ in the lake, by logical date) -> load (staging, all text) -> check
+each row against the contract -> quarantine the breaking rows with their reason -> fail above
+the bad-row threshold -> merge the good rows into gold.orders on order_id -> publish.
+Customers are refreshed first, so that every merged order's customer already exists.
+"""
+
+from __future__ import annotations
+
+from airflow.decorators import task, task_group
+from astro import sql as aql
+from astro.constants import FileType
+from astro.dataframes.load_options import PandasLoadOptions
+from astro.files import File
+from sqlalchemy import BigInteger, Column, DateTime, Text
+
+from include.shopstream.datasets import GOLD_ORDERS
+from include.shopstream.tasks import announce, prepare_warehouse
+from include.shopstream.warehouse import GOLD, LAKE_CONN_ID, PARTITION, STAGING, lake_uri, table, transform_sql
+
+RAW_ORDER_COLUMNS = (
+    "source_row_id", "order_id", "customer_id", "product_id", "sku", "category",
+    "quantity", "amount", "status", "refunded_amount", "created_at", "updated_at",
+)  # fmt: skip
+GOLD_ORDER_COLUMNS = (
+    "order_id", "customer_id", "product_id", "sku", "category", "quantity", "amount",
+    "status", "refunded_amount", "created_at", "updated_at", "loaded_at",
+)  # fmt: skip
+CUSTOMER_COLUMNS = ("customer_id", "email", "full_name", "country", "created_at", "updated_at")
+CUSTOMER_STAGING_COLUMNS = [
+    Column("customer_id", BigInteger),
+    *(Column(name, Text) for name in ("email", "full_name", "country")),
+    *(Column(name, DateTime(timezone=True)) for name in ("created_at", "updated_at")),
+]
+
+RAW_ORDERS = f"raw/orders/ds={PARTITION}"
+QUARANTINE_FILE = f"quarantine/orders/ds={PARTITION}/rejected.csv"
+
+
+def _text_table(name: str, columns: tuple[str, ...]):
+    """A staging table of text columns: whatever arrives loads, and the contract is checked in SQL."""
+    return table(name, STAGING, columns=[Column(c, Text) for c in columns])
+
+
+@task(pool="shopstream_source_db")
+def extract_customers(data_interval_start=None) -> dict:
+    """Snapshot the source's customers to raw/customers/ds=<ds>/."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from include.shopstream.lake import copy_query_to_lake
+    from include.shopstream.warehouse import SOURCE_CONN_ID, sql
+
+    with PostgresHook(postgres_conn_id=SOURCE_CONN_ID).get_conn() as conn:
+        prefix = f"raw/customers/ds={data_interval_start:%Y-%m-%d}"
+        extract = copy_query_to_lake(conn, sql("customers_extract.sql"), {}, prefix)
+    return {"rows": extract.rows, "uri": extract.uri}
+
+
+@task(pool="shopstream_source_db")
+def extract_orders(data_interval_start=None, data_interval_end=None) -> dict:
+    """COPY the orders created or changed in the data interval to raw/orders/ds=<ds>/, in parts."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from include.shopstream.lake import copy_query_to_lake
+    from include.shopstream.warehouse import SOURCE_CONN_ID, sql
+
+    window = {"start": data_interval_start, "end": data_interval_end}
+    with PostgresHook(postgres_conn_id=SOURCE_CONN_ID).get_conn() as conn:
+        prefix = f"raw/orders/ds={data_interval_start:%Y-%m-%d}"
+        extract = copy_query_to_lake(conn, sql("orders_extract.sql"), window, prefix, paged=True)
+    print(f"extracted {extract.rows} orders in {extract.parts} part(s) to {extract.uri}")
+    return {"rows": extract.rows, "parts": extract.parts, "uri": extract.uri}
+
+
+@task.short_circuit(ignore_downstream_trigger_rules=False)
+def has_orders(extracted: dict) -> bool:
+    """A day without new or changed orders skips loading and merging, but still publishes."""
+    return extracted["rows"] > 0
+
+
+@task
+def enforce_bad_row_threshold(data_interval_start=None) -> dict:
+    """Fail the run, naming the count and the file, when too many rows broke the contract."""
+    from airflow.exceptions import AirflowFailException
+    from airflow.models import Variable
+
+    from include.shopstream.warehouse import (
+        BAD_ROW_THRESHOLD_VARIABLE,
+        DEFAULT_BAD_ROW_THRESHOLD,
+        warehouse_hook,
+    )
+
+    hook = warehouse_hook()
+    bad = hook.get_first(f"SELECT count(*) FROM {STAGING}.orders_rejected")[0]
+    good = hook.get_first(f"SELECT count(*) FROM {STAGING}.orders_valid")[0]
+    total = bad + good
+    raw_threshold = Variable.get(BAD_ROW_THRESHOLD_VARIABLE, default_var=str(DEFAULT_BAD_ROW_THRESHOLD))
+    try:
+        threshold = float(raw_threshold)
+    except ValueError:
+        raise AirflowFailException(
+            f"Variable {BAD_ROW_THRESHOLD_VARIABLE} must be a share between 0 and 1, got {raw_threshold!r}"
+        ) from None
+    share = bad / total if total else 0.0
+    quarantine = lake_uri(QUARANTINE_FILE.replace(PARTITION, f"{data_interval_start:%Y-%m-%d}"))
+    summary = {"rows": total, "rejected": bad, "share": round(share, 6), "quarantine": quarantine}
+    print(f"{bad} of {total} rows broke the contract ({share:.2%}); quarantined in {quarantine}")
+    if share > threshold:
+        raise AirflowFailException(
+            f"{bad} of {total} orders ({share:.1%}) broke the contract, above the {threshold:.1%} threshold "
+            f"(Variable {BAD_ROW_THRESHOLD_VARIABLE}); nothing was merged. The rows and reasons are in {quarantine}"
+        )
+    return summary
+
+
+@task_group(group_id="orders_etl")
+def orders_etl():
+    """Extract, load, validate and merge the day's orders; publish gold orders."""
+    ready = prepare_warehouse()
+
+    customers_raw = extract_customers()
+    customers_staged = aql.load_file(
+        task_id="load_customers",
+        input_file=File(path=lake_uri(f"raw/customers/ds={PARTITION}/"), conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
+        output_table=table("customers_raw", STAGING, columns=CUSTOMER_STAGING_COLUMNS),
+        if_exists="replace",
+        use_native_support=False,
+    )
+    customers_merged = aql.merge(
+        task_id="merge_customers",
+        target_table=table("customers", GOLD),
+        source_table=customers_staged,
+        columns=list(CUSTOMER_COLUMNS),
+        target_conflict_columns=["customer_id"],
+        if_conflicts="update",
+    )
+    ready >> customers_raw >> customers_staged
+
+    extracted = extract_orders()
+    orders_staged = aql.load_file(
+        task_id="load_orders",
+        input_file=File(path=lake_uri(RAW_ORDERS) + "/", conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
+        output_table=_text_table("orders_raw", RAW_ORDER_COLUMNS),
+        if_exists="replace",
+        use_native_support=False,
+        load_options=PandasLoadOptions(dtype=str),
+    )
+    has_orders(extracted) >> orders_staged
+
+    checked = transform_sql(
+        "check_orders",
+        "orders_checked.sql",
+        table("orders_checked", STAGING),
+        raw_orders=orders_staged,
+    )
+    valid = transform_sql(
+        "valid_orders",
+        "orders_valid.sql",
+        table("orders_valid", STAGING),
+        checked_orders=checked,
+    )
+    rejected = transform_sql(
+        "rejected_orders",
+        "orders_rejected.sql",
+        table("orders_rejected", STAGING),
+        checked_orders=checked,
+    )
+    quarantined = aql.export_to_file(
+        task_id="quarantine_rejected",
+        input_data=rejected,
+        output_file=File(path=lake_uri(QUARANTINE_FILE), conn_id=LAKE_CONN_ID),
+        if_exists="replace",
+    )
+    verdict = enforce_bad_row_threshold()
+    [valid, quarantined] >> verdict
+
+    merged = aql.merge(
+        task_id="merge_orders",
+        target_table=table("orders", GOLD),
+        source_table=valid,
+        columns=list(GOLD_ORDER_COLUMNS),
+        target_conflict_columns=["order_id"],
+        if_conflicts="update",
+    )
+    [verdict, customers_merged] >> merged
+
+    published = transform_sql(
+        "orders_of_the_day",
+        "orders_of_interval.sql",
+        table("orders_published", STAGING),
+        gold_orders=table("orders", GOLD),
+        start="{{ data_interval_start }}",
+        end="{{ data_interval_end }}",
+        trigger_rule="none_failed",
+    )
+    exported = aql.export_to_file(
+        task_id="publish_orders",
+        input_data=published,
+        output_file=File(path=lake_uri(f"gold/orders/ds={PARTITION}/orders.parquet"), conn_id=LAKE_CONN_ID),
+        if_exists="replace",
+    )
+    [merged, customers_merged] >> published
+    exported >> announce(GOLD_ORDERS, "announce_orders")

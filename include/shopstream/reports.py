@@ -1,0 +1,130 @@
+"""daily_reports and weekly_analytics: the consumption layer's reports.
+
+daily_reports rebuilds gold.daily_reports and writes the day's CSV and a chart of the trailing
+30 days under s3://shopstream/reports/daily/. weekly_analytics runs on Mondays only (skipped,
+not failed, on other days) and reports on the week that just ended.
+"""
+
+from __future__ import annotations
+
+from airflow.decorators import task, task_group
+from astro import sql as aql
+
+from include.shopstream.datasets import GOLD_DAILY_REPORTS, GOLD_WEEKLY_ANALYTICS
+from include.shopstream.tasks import announce, swap_into_gold
+from include.shopstream.warehouse import GOLD, STAGING, table, transform_sql
+
+DAILY_COLUMNS = ("day", "category", "orders", "revenue", "average_order_value", "refunds", "loaded_at")
+RETENTION_COLUMNS = (
+    "week_start", "cohort_week", "weeks_since_first", "cohort_customers",
+    "active_customers", "retention_rate", "loaded_at",
+)  # fmt: skip
+TOP_PRODUCT_COLUMNS = ("week_start", "rank", "sku", "category", "units", "revenue", "loaded_at")
+WEEK_START = "{{ ti.xcom_pull(task_ids='weekly_analytics.week_to_report') }}"
+
+
+@task
+def write_report_files(day: str) -> dict:
+    """The day's report as CSV and a chart of the trailing 30 days, under reports/daily/ds=<day>/."""
+    import io
+    from datetime import date, timedelta
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from include.shopstream.warehouse import BUCKET, lake_hook, warehouse_hook
+
+    end = date.fromisoformat(day)
+    frame = warehouse_hook().get_pandas_df(
+        "SELECT day, category, orders, revenue, average_order_value, refunds FROM gold.daily_reports"
+        " WHERE day > %(start)s AND day <= %(end)s ORDER BY day, category",
+        parameters={"start": end - timedelta(days=30), "end": end},
+    )
+    today = frame[frame["day"] == end]
+    lake = lake_hook()
+    csv_key = f"reports/daily/ds={day}/daily_report.csv"
+    lake.load_string(today.to_csv(index=False), key=csv_key, bucket_name=BUCKET, replace=True)
+
+    revenue = frame.pivot_table(index="day", columns="category", values="revenue", aggfunc="sum").fillna(0)
+    figure, axis = plt.subplots(figsize=(11, 5))
+    if not revenue.empty:
+        revenue.astype(float).plot.bar(stacked=True, ax=axis, width=0.85)
+    axis.set_title(f"ShopStream revenue by category, 30 days to {day}")
+    axis.set_xlabel("")
+    axis.set_ylabel("revenue")
+    axis.set_xticklabels([f"{d:%b %d}" for d in revenue.index], rotation=60, ha="right")
+    axis.legend(title="category", fontsize="small", ncol=2)
+    figure.tight_layout()
+    chart = io.BytesIO()
+    figure.savefig(chart, format="png", dpi=100)
+    plt.close(figure)
+    chart_key = f"reports/daily/ds={day}/revenue_30d.png"
+    lake.load_bytes(chart.getvalue(), key=chart_key, bucket_name=BUCKET, replace=True)
+    return {"csv": f"s3://{BUCKET}/{csv_key}", "chart": f"s3://{BUCKET}/{chart_key}", "categories": len(today)}
+
+
+@task_group(group_id="daily_reports")
+def daily_reports(day):
+    """Daily revenue by category: gold.daily_reports, the day's CSV and a 30-day chart."""
+    built = transform_sql(
+        "build_daily_reports", "daily_reports.sql", table("daily_reports_build", STAGING), gold_orders=table("orders")
+    )
+    swapped = swap_into_gold.override(task_id="swap_daily_reports")(
+        f"{STAGING}.daily_reports_build", f"{GOLD}.daily_reports", DAILY_COLUMNS
+    )
+    files = write_report_files(day)
+    day >> built >> swapped >> files >> announce(GOLD_DAILY_REPORTS, "announce_daily_reports", day)
+
+
+@task.short_circuit
+def week_to_report(day: str) -> str | None:
+    """On a Monday, the week that just ended (its Monday); on other days nothing, which skips the rest."""
+    from datetime import date, timedelta
+
+    reported = date.fromisoformat(day)
+    if reported.weekday() != 0:
+        print(f"{day} is not a Monday: weekly analytics skipped")
+        return None
+    return (reported - timedelta(days=7)).isoformat()
+
+
+@task_group(group_id="weekly_analytics")
+def weekly_analytics(day):
+    """Cohort retention and top products of the week that ended, on Mondays only."""
+    week = week_to_report(day)
+    retention = transform_sql(
+        "build_retention",
+        "weekly_retention.sql",
+        table("weekly_retention_build", STAGING),
+        gold_orders=table("orders"),
+        week_start=WEEK_START,
+    )
+    top = transform_sql(
+        "build_top_products",
+        "weekly_top_products.sql",
+        table("weekly_top_products_build", STAGING),
+        gold_orders=table("orders"),
+        week_start=WEEK_START,
+    )
+    merged = [
+        aql.merge(
+            task_id="merge_retention",
+            target_table=table("weekly_analytics"),
+            source_table=retention,
+            columns=list(RETENTION_COLUMNS),
+            target_conflict_columns=["week_start", "cohort_week"],
+            if_conflicts="update",
+        ),
+        aql.merge(
+            task_id="merge_top_products",
+            target_table=table("weekly_top_products"),
+            source_table=top,
+            columns=list(TOP_PRODUCT_COLUMNS),
+            target_conflict_columns=["week_start", "rank"],
+            if_conflicts="update",
+        ),
+    ]
+    week >> [retention, top]
+    merged >> announce(GOLD_WEEKLY_ANALYTICS, "announce_weekly_analytics", day)

@@ -1,0 +1,103 @@
+"""The contract of DESIGN.md: DAG ids, TaskGroups in order, schedules and Dataset wiring."""
+
+import pytest
+from airflow.datasets import Dataset, DatasetAll, DatasetAny
+
+from include.shopstream import datasets
+
+GOLD = "s3://shopstream/gold/"
+
+
+def groups(dag) -> list[str]:
+    return list(dag.task_group.children)
+
+
+def outlets(dag) -> dict[str, set[str]]:
+    """task_id -> the Dataset URIs it publishes."""
+    return {t.task_id: {o.uri for o in t.outlets if isinstance(o, Dataset)} for t in dag.tasks if t.outlets}
+
+
+def group_tasks(dag, group_id):
+    return [t for t in dag.tasks if t.task_id.startswith(group_id + ".")]
+
+
+def runs_before(dag, first: str, second: str) -> bool:
+    """Every task of group ``second`` runs after the tasks that end group ``first``."""
+    second_ids = {t.task_id for t in group_tasks(dag, second)}
+    leaves = [
+        t for t in group_tasks(dag, first) if not any(d.task_id.startswith(first + ".") for d in t.downstream_list)
+    ]
+    return bool(leaves) and all(second_ids <= leaf.get_flat_relative_ids(upstream=False) for leaf in leaves)
+
+
+def test_sales_core_pipeline(dagbag):
+    dag = dagbag.dags["sales_core_pipeline"]
+    assert dag.timetable.summary == "0 2 * * *"
+    assert groups(dag) == ["orders_etl", "customer_360"]
+    assert runs_before(dag, "orders_etl", "customer_360")
+    assert outlets(dag) == {
+        "orders_etl.announce_orders": {GOLD + "orders"},
+        "customer_360.announce_customer_360": {GOLD + "customer_360"},
+    }
+
+
+def test_inventory_mgmt_pipeline(dagbag):
+    dag = dagbag.dags["inventory_mgmt_pipeline"]
+    assert dag.timetable.summary == "0 */4 * * *"
+    assert groups(dag) == ["inventory_sync", "product_catalog"]
+    assert runs_before(dag, "inventory_sync", "product_catalog")
+    assert outlets(dag) == {
+        "inventory_sync.announce_inventory": {GOLD + "inventory"},
+        "product_catalog.announce_catalog": {GOLD + "product_catalog"},
+    }
+
+
+def test_analytics_waits_for_both_sales_datasets(dagbag):
+    dag = dagbag.dags["analytics_and_reporting_pipeline"]
+    condition = dag.timetable.dataset_condition
+    assert isinstance(condition, DatasetAll)
+    assert {d.uri for d in condition.objects} == {GOLD + "orders", GOLD + "customer_360"}
+    assert set(groups(dag)) == {"report_date", "daily_reports", "weekly_analytics", "ml_feature_pipeline"}
+    assert runs_before(dag, "daily_reports", "weekly_analytics")
+    assert outlets(dag) == {
+        "daily_reports.announce_daily_reports": {GOLD + "daily_reports"},
+        "weekly_analytics.announce_weekly_analytics": {GOLD + "weekly_analytics"},
+        "ml_feature_pipeline.announce_features": {"s3://shopstream/features/customer"},
+    }
+
+
+def test_observability_watches_any_published_dataset(dagbag):
+    dag = dagbag.dags["observability_pipeline"]
+    condition = dag.timetable.dataset_condition
+    assert isinstance(condition, DatasetAny)
+    published = {uri for dag in dagbag.dags.values() for uris in outlets(dag).values() for uri in uris}
+    assert {d.uri for d in condition.objects} == published
+    assert len(published) == 7
+    assert groups(dag) == ["data_quality_checks"]
+    assert outlets(dag) == {}
+
+
+def test_each_dataset_uri_is_defined_once():
+    defined = [value.uri for value in vars(datasets).values() if isinstance(value, Dataset)]
+    assert len(defined) == len(set(defined)) == 7
+    assert set(defined) == {d.uri for d in datasets.PUBLISHED}
+
+
+@pytest.mark.parametrize(
+    "dag_id", ["sales_core_pipeline", "analytics_and_reporting_pipeline", "inventory_mgmt_pipeline"]
+)
+def test_no_astro_sdk_datasets_leak_in(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    uris = {o.uri for t in dag.tasks for o in [*t.outlets, *t.inlets] if isinstance(o, Dataset)}
+    assert not [u for u in uris if u.startswith("astro://")]
+
+
+def test_failure_in_orders_etl_publishes_nothing(dagbag):
+    """The orders event is the last step of orders_etl: every earlier task is upstream of it."""
+    dag = dagbag.dags["sales_core_pipeline"]
+    announce = dag.get_task("orders_etl.announce_orders")
+    upstream = announce.get_flat_relative_ids(upstream=True)
+    for task_id in ("orders_etl.extract_orders", "orders_etl.enforce_bad_row_threshold", "orders_etl.merge_orders"):
+        assert task_id in upstream
+    customer_event = dag.get_task("customer_360.announce_customer_360")
+    assert "orders_etl.merge_orders" in customer_event.get_flat_relative_ids(upstream=True)
