@@ -217,6 +217,10 @@ class Stack:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                # A developer's machine also runs the databases: keep task processes to what its
+                # cores can start within the DAG import timeout (raised for the same reason).
+                "AIRFLOW__CORE__PARALLELISM": str(min(16, 4 * (os.cpu_count() or 2))),
+                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.pg.url(METADATA_DB, driver="postgresql+psycopg2"),

@@ -1,0 +1,124 @@
+"""A platform for pipeline tests: the launchers' Postgres, moto S3 and inventory simulator,
+airflow_settings.yaml applied through the settings loader, and `airflow dags test` runs.
+
+Expected values come from the data generator and plain Python (tests/pipelines/expected.py),
+never from the pipelines' own SQL. The modules are numbered in the order the platform runs
+(sales, inventory, analytics, observability): each builds on the data the earlier ones left.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import psycopg2.extras
+import pytest
+
+from localdev import alert_sink, inventory_api, s3, seed
+from localdev.generator import Scale, ShopStreamData
+from localdev.processes import free_port
+from localdev.stack import SOURCE_DB, WAREHOUSE_DB, Ports
+from tests.conftest import PROJECT
+
+# A Monday, so that weekly analytics has a week behind it.
+MONDAY = date(2026, 11, 16)
+DATA = ShopStreamData(seed=11, scale=Scale(customers=120, products=40, orders_per_day=60, bad_share=0.05))
+INVENTORY_SEED = 5
+
+
+@dataclass
+class Platform:
+    stack: object
+    inventory_url: str
+
+    def env(self, **extra) -> dict:
+        env = self.stack.airflow_env()
+        env["SHOPSTREAM_RETRY_DELAY_SCALE"] = "0.001"
+        env.update(extra)
+        return env
+
+    def airflow(self, *args: str, **extra) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            cwd=PROJECT,
+            timeout=600,
+        )
+
+    def run_dag(self, dag_id: str, logical_date: datetime) -> dict[str, str]:
+        """Run ``dag_id`` with `airflow dags test`; return its state and each task's."""
+        result = self.airflow("dags", "test", dag_id, logical_date.isoformat())
+        rows = self.metadata(
+            "SELECT ti.task_id, ti.state FROM task_instance ti JOIN dag_run dr USING (dag_id, run_id)"
+            " WHERE dr.dag_id = %s AND dr.execution_date = %s",
+            (dag_id, logical_date),
+        )
+        states = {row["task_id"]: row["state"] for row in rows}
+        run = self.metadata(
+            "SELECT state FROM dag_run WHERE dag_id = %s AND execution_date = %s", (dag_id, logical_date)
+        )
+        assert run, f"`airflow dags test {dag_id}` made no run:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        states["__run__"] = run[0]["state"]
+        states["__log__"] = result.stdout + result.stderr
+        return states
+
+    def run_sales(self, day: date) -> dict[str, str]:
+        """The sales run for business day ``day`` (the 02:00 run of the next day covers it)."""
+        return self.run_dag("sales_core_pipeline", datetime.combine(day + timedelta(days=1), time(2), tzinfo=UTC))
+
+    def query(self, database: str, statement: str, params=None) -> list[dict]:
+        with self.stack.pg.connect(database) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(statement, params)
+            return [dict(row) for row in cur.fetchall()] if cur.description else []
+
+    def warehouse(self, statement: str, params=None) -> list[dict]:
+        return self.query(WAREHOUSE_DB, statement, params)
+
+    def metadata(self, statement: str, params=None) -> list[dict]:
+        return self.query("airflow", statement, params)
+
+    def seed_until(self, moment: datetime) -> None:
+        """Seed the source database as ShopStream's would be at ``moment``."""
+        first = MONDAY - timedelta(days=8)
+        days = [first + timedelta(days=n) for n in range((moment.date() - first).days + 1)]
+        seed.seed(self.stack.pg.url(SOURCE_DB), days, DATA, until=moment)
+
+    def lake(self):
+        return self.stack.lake.client()
+
+
+@pytest.fixture(scope="session")
+def platform(airflow_stack, tmp_path_factory):
+    stack = airflow_stack
+    logs = tmp_path_factory.mktemp("platform-logs")
+    stack.ports = Ports(
+        webserver=stack.ports.webserver,
+        postgres=stack.pg.port,
+        s3=free_port(),
+        inventory_api=free_port(),
+        alert_sink=free_port(),
+    )
+    stack.lake = s3.start(stack.ports.s3, logs / "s3.log")
+    stack.lake.ensure_bucket("shopstream")
+    simulator = inventory_api.start(
+        stack.ports.inventory_api, logs / "inventory.log", failure_rate=0.0, seed=INVENTORY_SEED, skus=50
+    )
+    sink = alert_sink.start(stack.ports.alert_sink, logs / "sink.log")
+    for database in (SOURCE_DB, WAREHOUSE_DB):
+        stack.pg.ensure_database(database)
+    command = [sys.executable, "-m", "localdev.settings", "apply", str(PROJECT / "airflow_settings.yaml")]
+    for endpoint in stack.endpoints():
+        command += ["--endpoint", endpoint]
+    subprocess.run(command, env=stack.airflow_env(), check=True, capture_output=True, cwd=PROJECT)
+    # Dataset events are recorded only for datasets the metadata database knows: serialize the
+    # DAGs once, as the scheduler would have.
+    platform = Platform(stack=stack, inventory_url=simulator.url)
+    result = platform.airflow("dags", "reserialize")
+    assert result.returncode == 0, result.stderr[-2000:]
+    yield platform
+    for service in (sink, simulator, stack.lake.service):
+        service.stop()

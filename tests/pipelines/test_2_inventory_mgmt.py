@@ -1,0 +1,77 @@
+"""inventory_mgmt_pipeline against the inventory API simulator, the moto S3 and Postgres."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from include.shopstream.inventory import contract_problems
+from localdev.inventory_api import sku, stock_level
+from tests.pipelines.conftest import DATA, INVENTORY_SEED
+
+pytestmark = pytest.mark.services
+
+
+def test_a_response_that_breaks_the_contract_is_named():
+    assert contract_problems({"items": "nope"}) == ["the response is not an object with an 'items' list"]
+    assert contract_problems(
+        {"items": [{"sku": "A", "warehouse": "AMS", "on_hand": 3, "reserved": 5}, {"sku": "", "warehouse": "AMS"}]}
+    ) == [
+        "items[0] reserves more than it has",
+        "items[1] has no sku",
+        "items[1].on_hand is not a count: None",
+        "items[1].reserved is not a count: None",
+    ]
+    assert contract_problems({"items": [{"sku": "A", "warehouse": "AMS", "on_hand": 3, "reserved": 1}]}) == []
+
+
+@pytest.fixture(scope="module")
+def inventory_run(platform):
+    logical = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    states = platform.run_dag("inventory_mgmt_pipeline", logical)
+    assert states["__run__"] == "success", states["__log__"][-4000:]
+    return states
+
+
+def test_gold_inventory_holds_the_apis_stock(platform, inventory_run):
+    rows = {r["sku"]: r for r in platform.warehouse("SELECT * FROM gold.inventory")}
+    assert len(rows) == 50
+    as_of = next(iter(rows.values()))["as_of"]
+    for index in range(1, 51):
+        want = stock_level(INVENTORY_SEED, sku(index), as_of)
+        got = rows[sku(index)]
+        assert (got["warehouse"], got["on_hand"], got["reserved"]) == (
+            want["warehouse"],
+            want["on_hand"],
+            want["reserved"],
+        )
+        assert got["available"] == want["on_hand"] - want["reserved"]
+
+
+def test_product_catalog_joins_every_product_with_its_stock(platform, inventory_run):
+    catalog = {r["sku"]: r for r in platform.warehouse("SELECT * FROM gold.product_catalog")}
+    products = {p["sku"]: p for p in DATA.products()}
+    assert set(catalog) == set(products)
+    stock = {r["sku"]: r for r in platform.warehouse("SELECT * FROM gold.inventory")}
+    for code, product in products.items():
+        row = catalog[code]
+        assert (row["name"], row["category"], row["unit_price"]) == (
+            product["name"],
+            product["category"],
+            product["unit_price"],
+        )
+        available = stock[code]["available"] if code in stock else None
+        assert row["available"] == available
+        assert row["in_stock"] == bool(available)
+
+
+def test_both_datasets_are_announced(platform, inventory_run):
+    uris = {
+        r["uri"]
+        for r in platform.metadata(
+            "SELECT d.uri FROM dataset_event e JOIN dataset d ON d.id = e.dataset_id "
+            "WHERE e.source_dag_id = 'inventory_mgmt_pipeline'"
+        )
+    }
+    assert uris == {"s3://shopstream/gold/inventory", "s3://shopstream/gold/product_catalog"}
