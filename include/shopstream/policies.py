@@ -10,6 +10,8 @@ from datetime import timedelta
 
 import pendulum
 
+from include.shopstream import alerting
+
 OWNER = "shopstream-data"
 
 # Test seam: the end-to-end tests run real retries with delays scaled down (e.g. 0.01).
@@ -24,20 +26,28 @@ def minutes(value: float) -> timedelta:
 
 START_DATE = pendulum.datetime(2026, 11, 1, tz="UTC")
 
-# sales_core_pipeline (critical path): 3 retries, exponential backoff from 5 minutes.
+# sales_core_pipeline (critical path): 3 retries, exponential backoff from 5 minutes; after the
+# last retry a critical Slack alert and a PagerDuty incident, resolved by a later success.
 SALES_CORE = {
     "owner": OWNER,
     "retries": 3,
     "retry_delay": minutes(5),
     "retry_exponential_backoff": True,
     "max_retry_delay": minutes(30),
+    "on_failure_callback": alerting.critical_failure,
+    "on_success_callback": alerting.resolve_incident,
 }
+# The 02:00 ingest must be done by 04:00 (SLAs count from the end of the data interval).
+INGEST_SLA = timedelta(hours=2)
 
 # inventory_mgmt_pipeline: the inventory API times out ~10% of the time; 5 retries, 10 minutes apart.
+# A Slack warning on each of the first 3 failed tries, critical only when it fails for good.
 INVENTORY = {
     "owner": OWNER,
     "retries": 5,
     "retry_delay": minutes(10),
+    "on_retry_callback": alerting.warn_on_early_retries,
+    "on_failure_callback": alerting.critical_failure_slack_only,
 }
 
 # analytics_and_reporting_pipeline (daily_reports is HIGH): as the critical path, fewer retries.
@@ -47,6 +57,8 @@ ANALYTICS = {
     "retry_delay": minutes(5),
     "retry_exponential_backoff": True,
     "max_retry_delay": minutes(20),
+    "on_failure_callback": alerting.critical_failure,
+    "on_success_callback": alerting.resolve_incident,
 }
 
 # observability_pipeline (HIGH): checks are cheap; retry quickly, a real breach fails for good.
@@ -54,4 +66,6 @@ OBSERVABILITY = {
     "owner": OWNER,
     "retries": 2,
     "retry_delay": minutes(2),
+    "on_failure_callback": alerting.critical_failure,
+    "on_success_callback": alerting.resolve_incident,
 }

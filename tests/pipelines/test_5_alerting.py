@@ -1,0 +1,147 @@
+"""Failure handling with real task failures: what reaches the Slack and PagerDuty receivers.
+
+The receivers are the local alert sink (localdev/alert_sink.py) on loopback; the connections
+`slack_alerts` and `pagerduty_alerts` point at it. Retry delays are scaled down for the test
+(SHOPSTREAM_RETRY_DELAY_SCALE), the policies themselves are the production ones.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+
+from localdev.processes import free_port
+from localdev.stack import SOURCE_DB
+from tests.conftest import PROJECT
+from tests.pipelines.conftest import MONDAY
+
+pytestmark = pytest.mark.services
+
+# The newest seeded day: later seeding has not moved its orders on (re-running an older day
+# would extract mostly the contract-breaking copies, which never change, and rightly fail).
+DAY = MONDAY
+
+
+def inbox(platform) -> list[dict]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{platform.stack.ports.alert_sink}/messages", timeout=5) as r:
+        return json.load(r)
+
+
+def new_messages(platform, before: int) -> tuple[list[str], list[dict]]:
+    """(Slack texts, PagerDuty events) received since ``before`` messages."""
+    messages = inbox(platform)[before:]
+    slack = [m["body"]["text"] for m in messages if m["path"].startswith("/slack")]
+    pager = [m["body"] for m in messages if m["path"].startswith("/pagerduty")]
+    return slack, pager
+
+
+def set_faults(platform, rate: float) -> None:
+    request = urllib.request.Request(
+        f"{platform.inventory_url}/admin/faults",
+        data=json.dumps({"failure_rate": rate}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+@pytest.fixture
+def inventory_api_down(platform):
+    set_faults(platform, 1.0)
+    platform.airflow("variables", "set", "shopstream_inventory_api_timeout_seconds", "1")
+    yield
+    set_faults(platform, 0.0)
+    platform.airflow("variables", "set", "shopstream_inventory_api_timeout_seconds", "10")
+
+
+def test_inventory_sends_three_warnings_then_one_critical(platform, inventory_api_down):
+    before = len(inbox(platform))
+    states = platform.run_dag("inventory_mgmt_pipeline", datetime(2026, 11, 20, 8, tzinfo=UTC))
+    assert states["inventory_sync.fetch_stock"] == "failed"
+    assert states["__run__"] == "failed"
+    slack, pager = new_messages(platform, before)
+    assert [text.split("*")[1] for text in slack] == ["WARNING", "WARNING", "WARNING", "CRITICAL"]
+    assert [
+        next(part.strip() for part in text.splitlines()[1].split("|") if part.strip().startswith("try"))
+        for text in slack
+    ] == ["try 1 of 6", "try 2 of 6", "try 3 of 6", "try 6 of 6"]
+    assert all("inventory_sync.fetch_stock" in text and "Log: http" in text for text in slack)
+    assert pager == [], "inventory is not paged"
+
+
+def test_an_unreachable_slack_leaves_the_failure_intact(platform, inventory_api_down):
+    dead = free_port()
+    slack = json.dumps({"conn_type": "slackwebhook", "host": f"http://127.0.0.1:{dead}/slack", "password": "x"})
+    result = platform.airflow(
+        "dags", "test", "inventory_mgmt_pipeline", "2026-11-20T12:00:00+00:00", AIRFLOW_CONN_SLACK_ALERTS=slack
+    )
+    states = {
+        r["task_id"]: r["state"]
+        for r in platform.metadata(
+            "SELECT ti.task_id, ti.state FROM task_instance ti JOIN dag_run dr USING (dag_id, run_id)"
+            " WHERE dr.dag_id = 'inventory_mgmt_pipeline' AND dr.execution_date = '2026-11-20T12:00:00+00:00'"
+        )
+    }
+    assert states["inventory_sync.fetch_stock"] == "failed"
+    assert "could not deliver the critical Slack alert" in result.stdout + result.stderr
+
+
+@pytest.fixture
+def orders_table_hidden(platform):
+    platform.seed_until(datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC))
+    platform.query(SOURCE_DB, "ALTER TABLE orders RENAME TO orders_hidden")
+    yield
+    platform.query(SOURCE_DB, "ALTER TABLE IF EXISTS orders_hidden RENAME TO orders")
+
+
+def test_sales_pages_once_after_the_last_retry_and_resolves_on_success(platform, orders_table_hidden):
+    logical = datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC)
+    key = f"shopstream/sales_core_pipeline/orders_etl.extract_orders/{logical.isoformat()}"
+    before = len(inbox(platform))
+
+    failed = platform.run_sales(DAY)
+    assert failed["orders_etl.extract_orders"] == "failed"
+    assert failed["orders_etl.announce_orders"] == "upstream_failed", "a failed ingest publishes nothing"
+    slack, pager = new_messages(platform, before)
+    assert len(slack) == 1 and slack[0].startswith(":rotating_light: *CRITICAL*")
+    assert "orders_etl.extract_orders" in slack[0] and "try 4 of 4" in slack[0]
+    assert [(e["event_action"], e["dedup_key"], e["payload"]["severity"]) for e in pager] == [
+        ("trigger", key, "critical")
+    ]
+    assert pager[0]["routing_key"] == "local-dev-routing-key"
+    assert pager[0]["payload"]["custom_details"]["try_number"] == 4
+
+    platform.query(SOURCE_DB, "ALTER TABLE orders_hidden RENAME TO orders")
+    before = len(inbox(platform))
+    fixed = platform.run_sales(DAY)
+    assert fixed["__run__"] == "success", {k: v for k, v in fixed.items() if v != "success" and k != "__log__"}
+    slack, pager = new_messages(platform, before)
+    assert slack == []
+    assert [(e["event_action"], e["dedup_key"]) for e in pager] == [("resolve", key)]
+
+
+def test_the_sla_callback_alerts_slack_and_pagerduty(platform):
+    before = len(inbox(platform))
+    script = textwrap.dedent(
+        """
+        from types import SimpleNamespace
+        import pendulum
+        from airflow.models import DagBag
+        from include.shopstream import alerting
+        dag = DagBag(include_examples=False).dags["sales_core_pipeline"]
+        late = SimpleNamespace(task_id="orders_etl.extract_orders", execution_date=pendulum.datetime(2026, 11, 23, 2))
+        dag.sla_miss_callback(dag, "orders_etl.extract_orders", "", [late], [])
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=platform.env(), capture_output=True, text=True, cwd=PROJECT, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    slack, pager = new_messages(platform, before)
+    assert len(slack) == 1 and "missed its SLA" in slack[0] and "orders_etl.extract_orders" in slack[0]
+    assert [(e["event_action"], e["payload"]["severity"]) for e in pager] == [("trigger", "critical")]
