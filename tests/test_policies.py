@@ -60,4 +60,5 @@ def test_each_policy_names_its_alerts(policy, on_failure, on_retry):
 
 
 def test_the_ingest_sla_is_four_am():
-    assert timedelta(hours=2) == policies.INGEST_SLA, "02:00 schedule + 2 hours"
+    # A run's logical date is the start of its data interval, a day before the 02:00 start.
+    assert timedelta(days=1, hours=2) == policies.INGEST_SLA

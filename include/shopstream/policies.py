@@ -37,8 +37,9 @@ SALES_CORE = {
     "on_failure_callback": alerting.critical_failure,
     "on_success_callback": alerting.resolve_incident,
 }
-# The 02:00 ingest must be done by 04:00 (SLAs count from the end of the data interval).
-INGEST_SLA = timedelta(hours=2)
+# The ingest that starts at 02:00 must be done by 04:00. Airflow counts an SLA from the run's
+# logical date, the start of its data interval: one day before it starts, hence 24 + 2 hours.
+INGEST_SLA = timedelta(hours=26)
 
 # inventory_mgmt_pipeline: the inventory API times out ~10% of the time; 5 retries, 10 minutes apart.
 # A Slack warning on each of the first 3 failed tries, critical only when it fails for good.

@@ -125,23 +125,58 @@ def test_sales_pages_once_after_the_last_retry_and_resolves_on_success(platform,
     assert [(e["event_action"], e["dedup_key"]) for e in pager] == [("resolve", key)]
 
 
-def test_the_sla_callback_alerts_slack_and_pagerduty(platform):
+SLA_CHECK = textwrap.dedent(
+    """
+    import sys
+    import pendulum
+    from airflow.dag_processing.processor import DagFileProcessor
+    from airflow.models import DagBag
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunType
+
+    logical = pendulum.parse(sys.argv[1])
+    dag = DagBag(include_examples=False).dags["sales_core_pipeline"]
+    with create_session() as session:
+        run = dag.create_dagrun(
+            run_id=f"scheduled__{logical.isoformat()}",
+            run_type=DagRunType.SCHEDULED,
+            execution_date=logical,
+            data_interval=dag.timetable.infer_manual_data_interval(run_after=logical.add(days=1)),
+            state=DagRunState.SUCCESS,
+            external_trigger=False,
+            session=session,
+        )
+        run.get_task_instance("orders_etl.extract_orders", session=session).state = TaskInstanceState.SUCCESS
+    # What the scheduler's DAG processor does for every DAG file with SLAs.
+    DagFileProcessor.manage_slas(dag.fileloc, dag.dag_id)
+    """
+)
+
+
+def check_slas_after_a_success_at(platform, logical: datetime) -> tuple[list[str], list[dict]]:
+    """Record a successful ingest for ``logical``, run Airflow's SLA check, return the alerts."""
     before = len(inbox(platform))
-    script = textwrap.dedent(
-        """
-        from types import SimpleNamespace
-        import pendulum
-        from airflow.models import DagBag
-        from include.shopstream import alerting
-        dag = DagBag(include_examples=False).dags["sales_core_pipeline"]
-        late = SimpleNamespace(task_id="orders_etl.extract_orders", execution_date=pendulum.datetime(2026, 11, 23, 2))
-        dag.sla_miss_callback(dag, "orders_etl.extract_orders", "", [late], [])
-        """
-    )
     result = subprocess.run(
-        [sys.executable, "-c", script], env=platform.env(), capture_output=True, text=True, cwd=PROJECT, timeout=300
+        [sys.executable, "-c", SLA_CHECK, logical.isoformat()],
+        env=platform.env(),
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    slack, pager = new_messages(platform, before)
-    assert len(slack) == 1 and "missed its SLA" in slack[0] and "orders_etl.extract_orders" in slack[0]
+    assert result.returncode == 0, result.stderr[-3000:]
+    return new_messages(platform, before)
+
+
+def test_the_sla_alerts_for_a_late_ingest_and_not_for_an_on_time_one(platform):
+    today = datetime.now(UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+    # The last good ingest was three runs ago: the next one should have been done two days ago.
+    slack, pager = check_slas_after_a_success_at(platform, today - timedelta(days=3))
+    assert len(slack) == 1 and "the ingest missed its SLA" in slack[0], slack
+    assert "orders_etl.extract_orders" in slack[0]
     assert [(e["event_action"], e["payload"]["severity"]) for e in pager] == [("trigger", "critical")]
+
+    # The ingest that ran at 02:00 today finished: the next one is not due before tomorrow 04:00.
+    slack, pager = check_slas_after_a_success_at(platform, today - timedelta(days=1))
+    assert (slack, pager) == ([], [])
