@@ -21,7 +21,7 @@ import psycopg2
 from psycopg2 import sql
 
 from localdev import LocalDevError
-from localdev.processes import Service, as_user, ensure_port_free, spawn, wait_until
+from localdev.processes import Service, as_user, ensure_port_free, pid_alive, spawn, wait_until
 
 # Postgres refuses to run as root; when we are root, the server runs as this system user.
 SYSTEM_USER = "shopstream-pg"
@@ -114,13 +114,7 @@ def _running_postmaster(data_dir: Path) -> int | None:
         pid = int(pid_file.read_text().split("\n", 1)[0])
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    return pid if pid_alive(pid) else None
 
 
 def start_embedded(data_dir: Path, port: int, log_path: Path, host: str = "127.0.0.1") -> PostgresServer:

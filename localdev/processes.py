@@ -80,12 +80,21 @@ class Service:
             return ""
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (ours or another user's)."""
+    return _signal_reaches(os.kill, pid)
+
+
 def _group_alive(pgid: int) -> bool:
+    return _signal_reaches(os.killpg, pgid)
+
+
+def _signal_reaches(send, target: int) -> bool:
     try:
-        os.killpg(pgid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # it exists, owned by someone else (the Postgres system user)
         return True
     return True
 

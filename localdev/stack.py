@@ -22,7 +22,7 @@ from pathlib import Path
 
 from localdev import LocalDevError, alert_sink, inventory_api, postgres, s3, seed
 from localdev.generator import Scale, ShopStreamData
-from localdev.processes import Service, ensure_port_free, spawn, stop_process_group, wait_until
+from localdev.processes import Service, ensure_port_free, pid_alive, spawn, stop_process_group, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
@@ -335,15 +335,15 @@ def stop_recorded(state_dir: Path, timeout: float = 90.0) -> list[str]:
     if state_file.exists():
         state = json.loads(state_file.read_text())
         runner = state.get("runner_pid")
-        if runner and _alive(runner):
+        if runner and pid_alive(runner):
             # The runner stops its own children (and snapshots S3) on SIGTERM.
             os.kill(runner, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _alive(runner) and time.monotonic() < deadline:
+            while pid_alive(runner) and time.monotonic() < deadline:
                 time.sleep(0.2)
             stopped.append(f"runner (pid {runner})")
         for name, pid in state.get("services", {}).items():
-            if _alive(pid):
+            if pid_alive(pid):
                 stop_process_group(pid)
                 stopped.append(f"{name} (pid {pid})")
         state_file.unlink(missing_ok=True)
@@ -351,27 +351,17 @@ def stop_recorded(state_dir: Path, timeout: float = 90.0) -> list[str]:
     if leftover:
         os.kill(leftover, signal.SIGINT)
         deadline = time.monotonic() + 30
-        while _alive(leftover) and time.monotonic() < deadline:
+        while pid_alive(leftover) and time.monotonic() < deadline:
             time.sleep(0.2)
         stopped.append(f"embedded Postgres (pid {leftover})")
     return stopped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def ensure_not_running(state_dir: Path) -> None:
     state_file = state_dir / "stack.json"
     if state_file.exists():
         runner = json.loads(state_file.read_text()).get("runner_pid")
-        if runner and runner != os.getpid() and _alive(runner):
+        if runner and runner != os.getpid() and pid_alive(runner):
             raise LocalDevError(f"the local platform is already running (pid {runner}); `make stop` stops it")
 
 

@@ -140,15 +140,10 @@ def inventory_sync():
 
 @task(pool="shopstream_source_db")
 def extract_products(data_interval_start=None) -> dict:
-    """Snapshot the source's products to raw/products/ds=<date>/."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    """Snapshot the source's products to raw/products/ts=<interval start>/."""
+    from include.shopstream.lake import extract_from_source
 
-    from include.shopstream.lake import copy_query_to_lake
-    from include.shopstream.warehouse import SOURCE_CONN_ID, sql
-
-    with PostgresHook(postgres_conn_id=SOURCE_CONN_ID).get_conn() as conn:
-        prefix = f"raw/products/ts={data_interval_start:%Y%m%dT%H%M%S}"
-        extract = copy_query_to_lake(conn, sql("products_extract.sql"), {}, prefix)
+    extract = extract_from_source("products_extract.sql", f"raw/products/ts={data_interval_start:%Y%m%dT%H%M%S}")
     return {"rows": extract.rows, "uri": extract.uri}
 
 

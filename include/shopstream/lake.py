@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass
 
 from include.shopstream.warehouse import BUCKET, lake_hook, replace_prefix
@@ -59,3 +60,15 @@ def _last_key(part) -> int:
     part.seek(max(0, size - 65_536))
     last = part.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
     return int(last.split(b",", 1)[0])
+
+
+def extract_from_source(sql_file: str, prefix: str, params: dict | None = None, *, paged: bool = False) -> Extract:
+    """Run ``sql/<sql_file>`` on the source database and land its rows under ``prefix``."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from include.shopstream.warehouse import SOURCE_CONN_ID, sql
+
+    with closing(PostgresHook(postgres_conn_id=SOURCE_CONN_ID).get_conn()) as conn:
+        extract = copy_query_to_lake(conn, sql(sql_file), params or {}, prefix, paged=paged)
+    print(f"extracted {extract.rows} rows in {extract.parts} part(s) to {extract.uri}")
+    return extract

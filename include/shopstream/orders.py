@@ -47,30 +47,23 @@ def _text_table(name: str, columns: tuple[str, ...]):
 @task(pool="shopstream_source_db")
 def extract_customers(data_interval_start=None) -> dict:
     """Snapshot the source's customers to raw/customers/ds=<ds>/."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from include.shopstream.lake import extract_from_source
 
-    from include.shopstream.lake import copy_query_to_lake
-    from include.shopstream.warehouse import SOURCE_CONN_ID, sql
-
-    with PostgresHook(postgres_conn_id=SOURCE_CONN_ID).get_conn() as conn:
-        prefix = f"raw/customers/ds={data_interval_start:%Y-%m-%d}"
-        extract = copy_query_to_lake(conn, sql("customers_extract.sql"), {}, prefix)
+    extract = extract_from_source("customers_extract.sql", f"raw/customers/ds={data_interval_start:%Y-%m-%d}")
     return {"rows": extract.rows, "uri": extract.uri}
 
 
 @task(pool="shopstream_source_db")
 def extract_orders(data_interval_start=None, data_interval_end=None) -> dict:
     """COPY the orders created or changed in the data interval to raw/orders/ds=<ds>/, in parts."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from include.shopstream.lake import extract_from_source
 
-    from include.shopstream.lake import copy_query_to_lake
-    from include.shopstream.warehouse import SOURCE_CONN_ID, sql
-
-    window = {"start": data_interval_start, "end": data_interval_end}
-    with PostgresHook(postgres_conn_id=SOURCE_CONN_ID).get_conn() as conn:
-        prefix = f"raw/orders/ds={data_interval_start:%Y-%m-%d}"
-        extract = copy_query_to_lake(conn, sql("orders_extract.sql"), window, prefix, paged=True)
-    print(f"extracted {extract.rows} orders in {extract.parts} part(s) to {extract.uri}")
+    extract = extract_from_source(
+        "orders_extract.sql",
+        f"raw/orders/ds={data_interval_start:%Y-%m-%d}",
+        {"start": data_interval_start, "end": data_interval_end},
+        paged=True,
+    )
     return {"rows": extract.rows, "parts": extract.parts, "uri": extract.uri}
 
 
