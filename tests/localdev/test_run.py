@@ -62,7 +62,12 @@ def start_run(env) -> tuple[subprocess.Popen, str]:
     deadline = time.monotonic() + 300
     while not any("stops everything" in line for line in lines):
         if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
+            # Ctrl-C, so that the runner stops what it started; SIGKILL would orphan it.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                process.kill()
             raise AssertionError("`localdev run` did not come up:\n" + "".join(lines))
         time.sleep(0.5)
     process.output = lines
