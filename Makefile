@@ -7,11 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-lock
+IMAGE ?= shopstream-platform:local
 
-.PHONY: help venv run stop clean test lint format lock seed airflow
+.PHONY: help venv run stop clean test lint format lock seed airflow image image-test
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock
 	@$(PYTHON) localdev/check_python.py
@@ -51,3 +52,9 @@ seed: $(STAMP) ## Seed the running platform's source database (idempotent; DAYS=
 
 airflow: $(STAMP) ## The Airflow CLI against the running platform, e.g. make airflow ARGS="dags list"
 	$(BIN)/python -m localdev airflow $(ARGS)
+
+image: $(STAMP) ## Build the deployment image from Dockerfile (IMAGE=shopstream-platform:local)
+	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py build
+
+image-test: $(STAMP) ## Build the image, then check its DAGs, astro dev parse/pytest and an astro dev start stack
+	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py test

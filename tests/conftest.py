@@ -6,6 +6,7 @@ and in temporary folders, so tests never touch a developer's running platform.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +23,36 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES", "airflow.* astro.*")
 os.environ.setdefault("AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS", "False")
+
+
+# What `make test` installs from requirements.lock and the deployment image does not have.
+DEV_TOOLS = ("pgserver", "moto", "testcontainers", "ruff")
+
+
+def missing_dev_tools() -> list[str]:
+    return [name for name in DEV_TOOLS if importlib.util.find_spec(name) is None]
+
+
+def pytest_report_header(config):
+    missing = missing_dev_tools()
+    if missing:
+        return (
+            f"tests marked services or devtools: deselected, this environment lacks {', '.join(missing)}"
+            " (the deployment image under `astro dev pytest`); `make test` runs them"
+        )
+    from tests.e2e import backends
+
+    return backends.describe()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under `astro dev pytest` (no dev tools), deselect what needs them, visibly."""
+    if not missing_dev_tools():
+        return
+    needs_tools = [item for item in items if item.get_closest_marker("services") or item.get_closest_marker("devtools")]
+    if needs_tools:
+        config.hook.pytest_deselected(items=needs_tools)
+        items[:] = [item for item in items if item not in needs_tools]
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.devtools
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess:

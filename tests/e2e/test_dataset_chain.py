@@ -1,0 +1,261 @@
+"""The Dataset chain end to end: a real scheduler on LocalExecutor, Postgres and a mocked S3.
+
+The scenarios run in file order on one platform (tests/e2e/conftest.py) and build on each
+other: scenario 4 re-runs scenario 1's date. Expected data comes from the generator and plain
+Python (tests/pipelines/expected.py); run states and Dataset events from Airflow's own tables.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import UTC, timedelta
+
+import pyarrow.parquet as pq
+import pytest
+
+from localdev.processes import free_port
+from tests.e2e.conftest import DATA, HISTORY_DAYS, business_day
+from tests.pipelines import expected
+
+pytestmark = [pytest.mark.services, pytest.mark.e2e]
+
+SALES = "sales_core_pipeline"
+INVENTORY = "inventory_mgmt_pipeline"
+ANALYTICS = "analytics_and_reporting_pipeline"
+OBSERVABILITY = "observability_pipeline"
+ORDERS_URI = "s3://shopstream/gold/orders"
+CUSTOMER_360_URI = "s3://shopstream/gold/customer_360"
+SALES_TIMEOUT = 900
+# How long analytics must stay untriggered after a failed ingest (it starts within seconds of
+# an event when one exists).
+QUIET_WINDOW = 60
+
+
+def expected_good_orders(chain, day) -> dict[int, dict]:
+    """The day's good orders as the seeded source held them, by the contract's rules."""
+    first = chain.seeded_until.date() - timedelta(days=HISTORY_DAYS)
+    rows = expected.source_rows(DATA, first, chain.seeded_until)
+    good, _ = expected.split(expected.extract(rows, day))
+    return {row["order_id"]: row for row in good}
+
+
+def gold_duplicates(chain) -> list[dict]:
+    checks = {
+        "gold.orders": "order_id",
+        "gold.customer_360": "customer_id",
+        "gold.daily_reports": "day, category",
+        "gold.product_catalog": "product_id",
+    }
+    found = []
+    for table, key in checks.items():
+        found += chain.warehouse(
+            f"SELECT '{table}' AS tbl, {key}, count(*) FROM {table} GROUP BY {key} HAVING count(*) > 1"
+        )
+    return found
+
+
+def parquet_rows(chain, key: str) -> int:
+    body = chain.stack.lake.client().get_object(Bucket="shopstream", Key=key)["Body"].read()
+    return pq.read_table(io.BytesIO(body)).num_rows
+
+
+def take_slot(chain, dag_id: str, run_id: str) -> str:
+    """Trigger ``dag_id`` in the slot the scheduler would fill next, then let it schedule."""
+    chain.trigger(dag_id, chain.slot(dag_id), run_id)
+    chain.airflow("dags", "unpause", dag_id)
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def first_sales(chain):
+    """Scenario 1's sales run, its analytics run and the observability runs that followed."""
+    run_id = take_slot(chain, SALES, "e2e_sales_first")
+    run = chain.wait_for_run(SALES, run_id, SALES_TIMEOUT)
+    assert run["state"] == "success", chain.evidence(SALES, run_id)
+    analytics = chain.wait_for_consumer(ANALYTICS, SALES, run_id, SALES_TIMEOUT)
+    return {
+        "run_id": run_id,
+        "run": run,
+        "logical_date": run["execution_date"].astimezone(UTC),
+        "day": business_day(run),
+        "analytics": analytics,
+    }
+
+
+def test_1_a_sales_run_fills_gold_and_starts_analytics_then_observability(chain, first_sales):
+    day = first_sales["day"]
+    gold = {r["order_id"]: r for r in chain.warehouse("SELECT * FROM gold.orders")}
+    want = expected_good_orders(chain, day)
+    assert want, f"the seeded source must hold good orders for {day}"
+    assert set(gold) == set(want)
+    assert all(gold[i]["status"] == want[i]["status"] and gold[i]["amount"] == want[i]["amount"] for i in want)
+
+    customers = {r["customer_id"] for r in chain.warehouse("SELECT customer_id FROM gold.customer_360")}
+    assert customers == {o["customer_id"] for o in want.values() if o["status"] != "cancelled"}
+
+    events = chain.events_from(SALES, first_sales["run_id"])
+    assert sorted(e["uri"] for e in events) == [CUSTOMER_360_URI, ORDERS_URI]
+    assert all(e["extra"] == {"ds": day.isoformat()} for e in events)
+
+    analytics = first_sales["analytics"]
+    assert analytics["run_type"] == "dataset_triggered"
+    assert analytics["state"] == "success", chain.evidence(ANALYTICS, analytics["run_id"])
+    reported = chain.warehouse("SELECT DISTINCT day FROM gold.daily_reports")
+    assert reported, "analytics wrote no daily report"
+
+    for source_dag, source_run in ((SALES, first_sales["run_id"]), (ANALYTICS, analytics["run_id"])):
+        observed = chain.wait_for_consumer(OBSERVABILITY, source_dag, source_run)
+        assert observed["run_type"] == "dataset_triggered"
+        assert observed["state"] == "success", chain.evidence(OBSERVABILITY, observed["run_id"])
+        assert observed["start_date"] >= chain.run(source_dag, source_run)["start_date"]
+
+
+@pytest.fixture
+def source_unreachable(chain):
+    """Point the `shopstream_source` connection at a closed port; restore airflow_settings.yaml after."""
+    chain.airflow("connections", "delete", "shopstream_source")
+    chain.airflow(
+        "connections", "add", "shopstream_source",
+        "--conn-uri", f"postgres://postgres:postgres@127.0.0.1:{free_port()}/shopstream_source",
+    )  # fmt: skip
+    yield
+    chain.apply_settings()
+
+
+def test_2_a_failed_ingest_publishes_nothing_and_pages(chain, first_sales, source_unreachable):
+    logical = first_sales["logical_date"] - timedelta(days=1)
+    analytics_before = chain.metadata("SELECT coalesce(max(id), 0) AS id FROM dag_run WHERE dag_id = %s", (ANALYTICS,))
+    alerts_before = len(chain.alerts())
+    run_id = chain.trigger(SALES, logical, "e2e_sales_source_down")
+
+    run = chain.wait_for_run(SALES, run_id, SALES_TIMEOUT)
+    states = chain.task_states(SALES, run_id)
+    assert run["state"] == "failed"
+    assert states["orders_etl.extract_orders"] == "failed"
+    assert states["orders_etl.announce_orders"] == "upstream_failed"
+    assert ORDERS_URI not in {e["uri"] for e in chain.events_from(SALES, run_id)}
+
+    time.sleep(QUIET_WINDOW)
+    new_analytics = chain.metadata(
+        "SELECT run_id FROM dag_run WHERE dag_id = %s AND id > %s", (ANALYTICS, analytics_before[0]["id"])
+    )
+    assert new_analytics == [], "analytics must not start without a new orders event"
+
+    alerts = chain.alerts()[alerts_before:]
+    slack = [a["body"]["text"] for a in alerts if a["path"].startswith("/slack")]
+    critical = [t for t in slack if t.startswith(":rotating_light: *CRITICAL*") and "orders_etl.extract_orders" in t]
+    assert len(critical) == 1, slack
+    assert logical.isoformat() in critical[0] and "try 4 of 4" in critical[0]
+    pages = [a["body"] for a in alerts if a["path"].startswith("/pagerduty")]
+    assert ("trigger", f"shopstream/{SALES}/orders_etl.extract_orders/{logical.isoformat()}") in {
+        (p["event_action"], p["dedup_key"]) for p in pages
+    }
+
+
+def test_3_inventory_runs_through_api_failures_and_triggers_observability(chain):
+    alerts_before = len(chain.alerts())
+    run_id = take_slot(chain, INVENTORY, "e2e_inventory")
+    run = chain.wait_for_run(INVENTORY, run_id, SALES_TIMEOUT)
+    assert run["state"] == "success", chain.evidence(INVENTORY, run_id)
+
+    tries = chain.metadata(
+        "SELECT task_id, try_number, start_date, end_date FROM task_instance WHERE dag_id = %s AND run_id = %s",
+        (INVENTORY, run_id),
+    )
+    by_task = {t["task_id"]: t for t in tries}
+    # The simulator's seeded fault plan fails the first stock call: the task succeeds on a retry.
+    assert by_task["inventory_sync.fetch_stock"]["try_number"] >= 2
+    calls = [line for line in (chain.logs / "inventory_api.log").read_text().splitlines() if "/v1/stock" in line]
+    assert any('" 503 ' in line or '" 504 ' in line for line in calls), calls
+    assert any('" 200 ' in line for line in calls), calls
+    last_sync = max(t["end_date"] for name, t in by_task.items() if name.startswith("inventory_sync."))
+    first_catalog = min(t["start_date"] for name, t in by_task.items() if name.startswith("product_catalog."))
+    assert first_catalog >= last_sync, "product_catalog must run after inventory_sync"
+
+    skus = chain.warehouse("SELECT count(*) AS n, count(DISTINCT sku) AS distinct_skus FROM gold.inventory")[0]
+    assert skus["n"] == skus["distinct_skus"] == chain.simulator_skus
+    assert chain.warehouse("SELECT count(*) AS n FROM gold.product_catalog")[0]["n"] > 0
+
+    slack = [a["body"]["text"] for a in chain.alerts()[alerts_before:] if a["path"].startswith("/slack")]
+    assert any(t.startswith(":warning: *WARNING*") and "inventory_sync.fetch_stock" in t for t in slack), slack
+
+    observed = chain.wait_for_consumer(OBSERVABILITY, INVENTORY, run_id)
+    assert observed["state"] == "success", chain.evidence(OBSERVABILITY, observed["run_id"])
+
+
+def snapshot(chain, day) -> dict:
+    return {
+        "orders": chain.warehouse("SELECT count(*) AS n, count(DISTINCT order_id) AS ids FROM gold.orders")[0],
+        "customer_360": chain.warehouse("SELECT count(*) AS n FROM gold.customer_360")[0]["n"],
+        "daily_reports": chain.warehouse("SELECT count(*) AS n FROM gold.daily_reports")[0]["n"],
+        "lake": sorted(chain.lake_objects(f"raw/orders/ds={day}/"))
+        + sorted(chain.lake_objects(f"gold/orders/ds={day}/"))
+        + sorted(chain.lake_objects(f"quarantine/orders/ds={day}/")),
+        "published_rows": parquet_rows(chain, f"gold/orders/ds={day}/orders.parquet"),
+    }
+
+
+def test_4_re_running_a_date_duplicates_nothing(chain, first_sales):
+    run_id, day = first_sales["run_id"], first_sales["day"]
+    logical = first_sales["logical_date"]
+    before = snapshot(chain, day)
+    events_before = len(chain.events_from(SALES, run_id))
+    assert before["orders"]["n"] == before["orders"]["ids"] > 0
+
+    chain.airflow(
+        "tasks", "clear", SALES, "--start-date", logical.isoformat(), "--end-date", logical.isoformat(), "--yes"
+    )
+    run = chain.wait_for_run(SALES, run_id, SALES_TIMEOUT)
+    assert run["state"] == "success", chain.evidence(SALES, run_id)
+    analytics = chain.wait_for_consumer(
+        ANALYTICS, SALES, run_id, SALES_TIMEOUT, after_id=first_sales["analytics"]["id"]
+    )
+    assert analytics["state"] == "success", chain.evidence(ANALYTICS, analytics["run_id"])
+
+    after = snapshot(chain, day)
+    assert after == before
+    assert len(chain.events_from(SALES, run_id)) == 2 * events_before, "the re-run announces its datasets again"
+    assert gold_duplicates(chain) == []
+
+
+def test_5_a_scheduler_killed_mid_run_finishes_it_after_a_restart(chain, first_sales):
+    logical = first_sales["logical_date"] - timedelta(days=2)
+    run_id = chain.trigger(SALES, logical, "e2e_sales_scheduler_killed")
+
+    deadline = time.monotonic() + SALES_TIMEOUT
+    while time.monotonic() < deadline:
+        states = chain.task_states(SALES, run_id)
+        if "success" in states.values() and "running" in states.values():
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"the run never had tasks both done and running: {chain.evidence(SALES, run_id)}")
+    killed = chain.kill_airflow()
+    interrupted = [task for task, state in chain.task_states(SALES, run_id).items() if state == "running"]
+    assert killed and interrupted
+    assert chain.run(SALES, run_id)["state"] == "running"
+
+    chain.start_scheduler()
+    run = chain.wait_for_run(SALES, run_id, SALES_TIMEOUT)
+    assert run["state"] == "success", chain.evidence(SALES, run_id)
+    day = business_day(run)
+
+    gold = {r["order_id"] for r in chain.warehouse("SELECT order_id FROM gold.orders")}
+    assert set(expected_good_orders(chain, day)) <= gold, "orders of the interrupted day are missing"
+    assert gold_duplicates(chain) == []
+    published = (
+        pq.read_table(
+            io.BytesIO(
+                chain.stack.lake.client()
+                .get_object(Bucket="shopstream", Key=f"gold/orders/ds={day}/orders.parquet")["Body"]
+                .read()
+            )
+        )
+        .column("order_id")
+        .to_pylist()
+    )
+    assert published and len(published) == len(set(published)), "the published partition holds duplicates"
+    analytics = chain.wait_for_consumer(ANALYTICS, SALES, run_id, SALES_TIMEOUT)
+    assert analytics["state"] == "success", chain.evidence(ANALYTICS, analytics["run_id"])
+    chain.notes.append(f"killed {len(killed)} processes with {len(interrupted)} task(s) running: {interrupted}")
