@@ -107,20 +107,34 @@ def in_image(*command: str, copy_project: bool = False) -> subprocess.CompletedP
         run("docker", "rm", "--force", container, capture=True, check=False)
 
 
+def json_output(section: str):
+    """The JSON document an ``airflow ... -o json`` command printed among its log lines."""
+    for line in reversed(section.strip().splitlines()):
+        if line.startswith(("[", "{")):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    if "No data found" in section:
+        return []
+    raise VerifyError(f"no JSON in the output:\n{section[-2000:]}")
+
+
 def check_dags() -> None:
     step("airflow dags list-import-errors / dags list, in the image")
     result = in_image(
         "bash",
         "-c",
-        "airflow db migrate >/dev/null 2>&1 && echo '---errors' && airflow dags list-import-errors -o json"
+        "export AIRFLOW__LOGGING__LOGGING_LEVEL=ERROR; airflow db migrate >/dev/null"
+        " && echo '---errors' && airflow dags list-import-errors -o json"
         " && echo '---dags' && airflow dags list -o json",
     )
     if result.returncode != 0:
         raise VerifyError("listing the DAGs in the image failed")
-    out = result.stdout
-    errors = json.loads(out.split("---errors", 1)[1].split("---dags", 1)[0].strip() or "[]")
-    dags = {d["dag_id"] for d in json.loads(out.split("---dags", 1)[1].strip())}
-    if errors and errors != [{"error": "No data found"}]:
+    errors_section, dags_section = result.stdout.split("---errors", 1)[1].split("---dags", 1)
+    errors = json_output(errors_section)
+    dags = {d["dag_id"] for d in json_output(dags_section)}
+    if errors:
         raise VerifyError(f"import errors in the image: {errors}")
     if not dags >= DAGS:
         raise VerifyError(f"the image lists {sorted(dags)}, missing {sorted(DAGS - dags)}")
@@ -226,7 +240,7 @@ def check_stack() -> None:
                 capture=True,
             ).stdout.strip()
         )
-        connections = {c["conn_id"] for c in json.loads(stack.airflow("connections", "list", "-o", "json"))}
+        connections = {c["conn_id"] for c in json_output(stack.airflow("connections", "list", "-o", "json"))}
         wanted = {
             "shopstream_source",
             "shopstream_warehouse",
@@ -239,7 +253,7 @@ def check_stack() -> None:
             raise VerifyError(
                 f"connections missing after applying airflow_settings.yaml: {sorted(wanted - connections)}"
             )
-        pools = {p["pool"] for p in json.loads(stack.airflow("pools", "list", "-o", "json"))}
+        pools = {p["pool"] for p in json_output(stack.airflow("pools", "list", "-o", "json"))}
         if not {"shopstream_source_db", "inventory_api"} <= pools:
             raise VerifyError(f"pools missing after applying airflow_settings.yaml: {sorted(pools)}")
 
