@@ -102,11 +102,14 @@ class BenchPlatform:
     def env(self, **overrides: str) -> dict[str, str]:
         """The environment of the platform's Airflow processes (``Stack.airflow_env``).
 
-        One change: DAGs start paused, so that nothing is scheduled before a benchmark asks.
+        Two changes: DAGs start paused, so that nothing is scheduled before a benchmark asks,
+        and the task log server takes a free port, so that it never clashes with another
+        Airflow on the machine (its 8793 is fixed otherwise).
         """
         if not self._env:
             self._env = self.stack.airflow_env()
             self._env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
+            self._env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
         return {**self._env, **overrides}
 
     def airflow(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 900) -> str:
