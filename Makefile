@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-lock
 IMAGE ?= shopstream-platform:local
 
-.PHONY: help venv run stop clean test lint format lock seed airflow image image-test
+.PHONY: help venv run stop clean test lint format lock seed airflow bench image image-test
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ lock: $(STAMP) ## Regenerate requirements.lock from requirements-dev.in (and req
 
 seed: $(STAMP) ## Seed the running platform's source database (idempotent; DAYS=21)
 	$(BIN)/python -m localdev.seed --days $(or $(DAYS),21)
+
+bench: $(STAMP) ## Measure the platform against the floor (BENCH_SCALE=10k,100k BENCH_REPEAT=3)
+	$(BIN)/python -m bench
 
 airflow: $(STAMP) ## The Airflow CLI against the running platform, e.g. make airflow ARGS="dags list"
 	$(BIN)/python -m localdev airflow $(ARGS)

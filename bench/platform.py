@@ -1,0 +1,195 @@
+"""The platform under test: `make run`'s launchers on free ports in a temporary folder.
+
+Postgres (embedded), the moto S3, the inventory API simulator and the alert sink come from
+``localdev.stack.Stack.start_services``; Airflow is prepared with ``Stack.prepare_airflow``
+(``db migrate``, ``airflow_settings.yaml`` with the ``--endpoint`` rewrites, the admin user).
+The scheduler runs with the platform's settings (``Stack.airflow_env``); the webserver is not
+started, because nothing here needs the UI and its workers would compete for the cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2.extras
+
+from bench.stats import BenchError
+from localdev.generator import Scale, ShopStreamData
+from localdev.processes import Service, free_port, spawn
+from localdev.stack import METADATA_DB, ROOT, Ports, Stack
+
+
+@dataclass
+class Measured:
+    """One child process run to completion: its exit code, wall time and peak RSS."""
+
+    returncode: int
+    wall_s: float
+    peak_rss_mib: float
+    log: Path
+
+    def tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def run_measured(argv: Sequence[str], env: Mapping[str, str], log: Path) -> Measured:
+    """Run ``argv`` and wait for it with ``wait4``, which reports the peak RSS of the child
+    (the largest of it and the children it waited for; Linux reports KiB)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(list(argv), env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(process.returncode, wall, usage.ru_maxrss / 1024, log)
+
+
+@dataclass
+class BenchPlatform:
+    """A throwaway ShopStream platform; :meth:`stop` removes every process and file it made."""
+
+    root: Path
+    stack: Stack
+    scheduler: Service | None = None
+    keep: bool = False
+    _env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls) -> BenchPlatform:
+        root = Path(tempfile.mkdtemp(prefix="shopstream-bench-"))
+        ports = Ports(**{name: free_port() for name in Ports.SETTINGS})
+        # The platform's default data (300 orders a day, 1% contract-breaking); no simulated
+        # inventory API failures, whose 10-minute retries would measure the retry policy instead.
+        stack = Stack(
+            state_dir=root / "state",
+            ports=ports,
+            failure_rate=0.0,
+            data=ShopStreamData(scale=Scale(bad_share=0.01)),
+        )
+        platform = cls(root=root, stack=stack)
+        try:
+            stack.start_services()
+            # `make run` snapshots the lake when it stops; a benchmark's lake is thrown away.
+            stack.lake.service.on_stop.clear()
+            stack.prepare_airflow()
+            platform.dags_folder.mkdir()
+            for dag_file in sorted((ROOT / "dags").glob("*.py")):
+                (platform.dags_folder / dag_file.name).symlink_to(dag_file)
+        except BaseException:
+            platform.stop()
+            raise
+        return platform
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def dags_folder(self) -> Path:
+        """The platform's four DAG files (linked) plus the benchmark's own DAGs."""
+        return self.root / "dags"
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The environment of the platform's Airflow processes (``Stack.airflow_env``).
+
+        Two changes: DAGs start paused, so that nothing is scheduled before a benchmark asks,
+        and the task log server takes a free port, so that it never clashes with another
+        Airflow on the machine (its 8793 is fixed otherwise).
+        """
+        if not self._env:
+            self._env = self.stack.airflow_env()
+            self._env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
+            self._env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
+        return {**self._env, **overrides}
+
+    def airflow(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 900) -> str:
+        """Run one Airflow CLI command; fail with its last lines."""
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=dict(env or self.env()),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
+            raise BenchError(f"`airflow {' '.join(args)}` failed:\n{tail}")
+        return result.stdout
+
+    def probe(self, *args: str, env: Mapping[str, str] | None = None) -> dict:
+        """Run ``python -m bench.probe`` in the platform's Airflow environment; its JSON answer."""
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.probe", *args],
+            env=dict(env or self.env()),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-10:])
+            raise BenchError(f"`python -m bench.probe {' '.join(args)}` failed:\n{tail}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def query(self, database: str, statement: str, params=None) -> list[dict]:
+        conn = self.stack.pg.connect(database)
+        try:
+            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(statement, params)
+                return [dict(row) for row in cur.fetchall()] if cur.description else []
+        finally:
+            conn.close()
+
+    def metadata(self, statement: str, params=None) -> list[dict]:
+        return self.query(METADATA_DB, statement, params)
+
+    def set_paused(self, dag_ids: Sequence[str], paused: bool) -> None:
+        """What the UI's pause toggle does, without a CLI process's seconds of start-up."""
+        self.metadata("UPDATE dag SET is_paused = %s WHERE dag_id = ANY(%s)", (paused, list(dag_ids)))
+
+    def start_scheduler(self, expected_dags: Sequence[str], timeout: float = 300) -> None:
+        """Start the scheduler (LocalExecutor) on :attr:`dags_folder`; wait until it has
+        serialized ``expected_dags``."""
+        env = self.env(AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder))
+        self.scheduler = spawn(
+            "Airflow scheduler",
+            [sys.executable, "-m", "airflow", "scheduler"],
+            self.logs / "scheduler.log",
+            env=env,
+            cwd=ROOT,
+        )
+        self.stack.services.append(self.scheduler)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.scheduler.running():
+                raise BenchError(f"the scheduler exited; its log is {self.scheduler.log_path}")
+            rows = self.metadata("SELECT dag_id FROM serialized_dag WHERE dag_id = ANY(%s)", (list(expected_dags),))
+            if len(rows) == len(expected_dags):
+                return
+            time.sleep(1)
+        raise BenchError(f"the scheduler did not serialize {', '.join(expected_dags)} within {timeout:.0f}s")
+
+    def stop_scheduler(self) -> None:
+        if self.scheduler is not None:
+            self.stack.services.remove(self.scheduler)
+            self.scheduler.stop()
+            self.scheduler = None
+
+    def stop(self) -> None:
+        """Stop every process, then delete the folder (kept, and said, when ``keep``)."""
+        self.stack.stop()
+        if self.keep:
+            print(f"kept the benchmark's folder (logs, databases): {self.root}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)

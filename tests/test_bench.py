@@ -1,0 +1,73 @@
+"""The benchmark's pure parts: its settings, summaries, percentiles, growth fit and critical path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.endtoend import critical_path
+from bench.etl import task_durations
+from bench.stats import BenchError, fit_exponent, label, parse_repeat, parse_scales, percentile, summarize
+
+
+def test_scales_read_like_the_issue_writes_them():
+    assert parse_scales("10k,100k,1M") == [10_000, 100_000, 1_000_000]
+    assert parse_scales(" 1m , 50000,10k,10K ") == [10_000, 50_000, 1_000_000]
+    assert [label(n) for n in (10_000, 1_000_000, 2_500)] == ["10k", "1M", "2500"]
+
+
+@pytest.mark.parametrize("text", ["", "10x", "-5k", "0", "1.5", "6M", "10k,,100k"])
+def test_a_bad_scale_is_refused_with_the_setting_named(text):
+    with pytest.raises(BenchError, match="BENCH_SCALE"):
+        parse_scales(text)
+
+
+@pytest.mark.parametrize("text", ["0", "x", "21", "-1"])
+def test_a_bad_repeat_is_refused(text):
+    with pytest.raises(BenchError, match="BENCH_REPEAT"):
+        parse_repeat(text)
+
+
+def test_summary_and_percentiles():
+    summary = summarize([3.0, 1.0, 2.0])
+    assert (summary.median, summary.min, summary.max) == (2.0, 1.0, 3.0)
+    values = list(range(1, 21))  # 1..20
+    assert percentile(values, 50) == 10.5
+    assert percentile(values, 95) == pytest.approx(19.05)
+    assert percentile([4.0], 95) == 4.0
+
+
+def test_growth_exponent_recovers_a_power_law():
+    sizes = [10_000, 100_000, 1_000_000]
+    assert fit_exponent(sizes, [2 * n**0.5 for n in sizes]) == pytest.approx(0.5)
+    assert fit_exponent(sizes, [7.0] * 3) == pytest.approx(0.0)
+    assert fit_exponent([10_000], [1.0]) is None
+    assert math.isclose(fit_exponent([1, 10], [1, 10]), 1.0)
+
+
+def test_dag_test_log_gives_each_task_its_duration():
+    log = (
+        "[2026-11-25T23:42:33.000+0000] {dag.py:4396} INFO - [DAG TEST] starting task_id=orders_etl.a map_index=-1\n"
+        "[2026-11-25T23:42:34.500+0000] {dag.py:4410} INFO - [DAG TEST] end task task_id=orders_etl.a map_index=-1\n"
+        "[2026-11-25T23:42:35.000+0000] {dag.py:4396} INFO - [DAG TEST] starting task_id=customer_360.b map_index=-1\n"
+        "[2026-11-25T23:42:36.000+0000] {dag.py:4410} INFO - [DAG TEST] end task task_id=customer_360.b map_index=-1\n"
+    )
+    assert task_durations(log) == {"a": 1.5}
+
+
+def test_critical_path_follows_dataset_triggers_across_dags():
+    upstream = {"p": {"a": [], "b": ["a"], "c": ["a"]}, "q": {"x": [], "y": ["x"]}}
+    tasks = [
+        {"dag_id": "p", "run_id": "r1", "task_id": "a", "seconds": 1.0},
+        {"dag_id": "p", "run_id": "r1", "task_id": "b", "seconds": 5.0},
+        {"dag_id": "p", "run_id": "r1", "task_id": "c", "seconds": 2.0},
+        {"dag_id": "q", "run_id": "r2", "task_id": "x", "seconds": 1.0},
+        {"dag_id": "q", "run_id": "r2", "task_id": "y", "seconds": 1.0},
+    ]
+    # q's run was triggered by c's event: the path is a -> c -> x -> y (5 s), and b alone is 6 s.
+    seconds, path = critical_path(tasks, upstream, {("q", "r2"): [("p", "r1", "c")]})
+    assert seconds == 6.0 and [t for _, _, t in path] == ["a", "b"]
+    tasks[4]["seconds"] = 3.0
+    seconds, path = critical_path(tasks, upstream, {("q", "r2"): [("p", "r1", "c")]})
+    assert seconds == 7.0 and [t for _, _, t in path] == ["a", "c", "x", "y"]
