@@ -37,6 +37,7 @@ DAGS = {"sales_core_pipeline", "inventory_mgmt_pipeline", "analytics_and_reporti
 COPIED_IN = ("dags", "tests", "include", "plugins", ".astro")
 COMPOSE_PROJECT = "shopstream-image-test"
 CHAIN_TIMEOUT = 1200
+FINISHED = ("success", "failed")
 
 
 class VerifyError(RuntimeError):
@@ -208,14 +209,21 @@ class Stack:
         print(f"/health: {states}", flush=True)
         return all(health[p]["status"] == "healthy" for p in parts)
 
-    def run_state(self, dag_id: str, run_id: str | None = None, after_id: int = 0) -> dict | None:
+    def run_state(self, dag_id: str, run_id: str) -> dict | None:
+        rows = self.metadata("SELECT run_id, state FROM dag_run WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
+        return rows[0] if rows else None
+
+    def consumer(self, dag_id: str, source_dag_id: str, source_run_id: str) -> dict | None:
+        """The latest run of ``dag_id`` that a Dataset event of ``source_run_id`` started."""
         rows = self.metadata(
-            "SELECT id, run_id, state, run_type FROM dag_run WHERE dag_id = %s AND id > %s"
-            + (" AND run_id = %s" if run_id else "")
-            + " ORDER BY id",
-            (dag_id, after_id, run_id) if run_id else (dag_id, after_id),
+            "SELECT dr.run_id, dr.state FROM dag_run dr"
+            " JOIN dagrun_dataset_event dde ON dde.dag_run_id = dr.id"
+            " JOIN dataset_event de ON de.id = dde.event_id"
+            " WHERE dr.dag_id = %s AND dr.run_type = 'dataset_triggered'"
+            " AND de.source_dag_id = %s AND de.source_run_id = %s ORDER BY dr.id DESC LIMIT 1",
+            (dag_id, source_dag_id, source_run_id),
         )
-        return rows[-1] if rows else None
+        return rows[0] if rows else None
 
 
 def check_stack() -> None:
@@ -275,24 +283,26 @@ def check_stack() -> None:
         started = time.monotonic()
         stack.wait(
             "sales_core_pipeline run image_test finished",
-            lambda: (stack.run_state("sales_core_pipeline", "image_test") or {}).get("state") in ("success", "failed"),
+            lambda: (stack.run_state("sales_core_pipeline", "image_test") or {}).get("state") in FINISHED,
             CHAIN_TIMEOUT,
         )
         sales = stack.run_state("sales_core_pipeline", "image_test")
         if sales["state"] != "success":
             raise VerifyError(f"sales_core_pipeline ended {sales['state']} in the compose stack")
         print(f"sales_core_pipeline: success after {time.monotonic() - started:.0f} s")
+        source = ("sales_core_pipeline", "image_test")
         for dag_id in ("analytics_and_reporting_pipeline", "observability_pipeline"):
             stack.wait(
-                f"a dataset-triggered {dag_id} run succeeded",
-                lambda dag_id=dag_id: (stack.run_state(dag_id) or {}).get("state") == "success",
+                f"a {dag_id} run started by {source[0]}'s Dataset events finished",
+                lambda dag_id=dag_id, source=source: (stack.consumer(dag_id, *source) or {}).get("state") in FINISHED,
                 CHAIN_TIMEOUT,
             )
-            run_row = stack.run_state(dag_id)
+            consumer = stack.consumer(dag_id, *source)
+            if consumer["state"] != "success":
+                raise VerifyError(f"{dag_id} run {consumer['run_id']} ended {consumer['state']} in the compose stack")
             elapsed = time.monotonic() - started
-            print(f"{dag_id}: {run_row['run_type']} run {run_row['run_id']} succeeded after {elapsed:.0f} s")
-            if run_row["run_type"] != "dataset_triggered":
-                raise VerifyError(f"{dag_id} ran, but not by Dataset: {run_row}")
+            print(f"{dag_id}: run {consumer['run_id']} (started by {source[0]}) succeeded after {elapsed:.0f} s")
+            source = (dag_id, consumer["run_id"])
     finally:
         stack("down", "--volumes", "--remove-orphans", capture=True, check=False)
 

@@ -14,8 +14,6 @@ triggers its sales run for a slot the scheduler does not take by itself (see ``C
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -112,20 +110,25 @@ class Chain:
         With LocalExecutor the tasks run beside the scheduler, so this is what a crash of the
         scheduler's host or container does. Returns the pids killed.
         """
-        home = f"AIRFLOW_HOME={self.env['AIRFLOW_HOME']}".encode()
+        import psutil
+
+        if self.scheduler is None:
+            return []
+        try:
+            root = psutil.Process(self.scheduler.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
         killed = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == os.getpid():
-                continue
+        for process in tree:
             try:
-                if home in (proc / "environ").read_bytes().split(b"\0"):
-                    os.kill(int(proc.name), signal.SIGKILL)
-                    killed.append(int(proc.name))
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                process.kill()
+                killed.append(process.pid)
+            except psutil.NoSuchProcess:
                 continue
-        if self.scheduler is not None:
-            self.scheduler.process.wait(timeout=30)
-            self.scheduler = None
+        psutil.wait_procs(tree, timeout=30)
+        self.scheduler.process.wait(timeout=30)
+        self.scheduler = None
         return killed
 
     def trigger(self, dag_id: str, logical_date: datetime, run_id: str) -> str:
