@@ -13,7 +13,8 @@ import pytest
 from localdev import LocalDevError, alert_sink, inventory_api, postgres, s3
 from localdev.processes import free_port, port_is_free
 
-pytestmark = pytest.mark.services
+# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 
 def gone(pid: int) -> bool:

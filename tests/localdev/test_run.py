@@ -25,7 +25,8 @@ from localdev import s3 as s3_launcher
 from localdev.processes import free_port
 from tests.conftest import PROJECT
 
-pytestmark = pytest.mark.services
+# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 
 def run_env(state_dir, **extra) -> dict:

@@ -14,7 +14,8 @@ import pytest
 from tests.pipelines import expected
 from tests.pipelines.conftest import DATA, MONDAY
 
-pytestmark = pytest.mark.services
+# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 DAY = MONDAY - timedelta(days=3)  # Friday: its orders change status on Monday
 FIRST_SEEDED = MONDAY - timedelta(days=8)

@@ -10,7 +10,8 @@ from include.shopstream.inventory import contract_problems
 from localdev.inventory_api import sku, stock_level
 from tests.pipelines.conftest import DATA, INVENTORY_SEED
 
-pytestmark = pytest.mark.services
+# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 
 def test_a_response_that_breaks_the_contract_is_named():

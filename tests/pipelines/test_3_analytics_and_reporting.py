@@ -12,7 +12,8 @@ import pytest
 from tests.pipelines import expected
 from tests.pipelines.conftest import DATA, MONDAY
 
-pytestmark = pytest.mark.services
+# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 CATEGORIES = {p["product_id"]: p["category"] for p in DATA.products()}
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-pytestmark = pytest.mark.services
+# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 
 def test_a_healthy_platform_passes_every_check(platform):

@@ -21,7 +21,8 @@ from localdev.stack import SOURCE_DB
 from tests.conftest import PROJECT
 from tests.pipelines.conftest import MONDAY
 
-pytestmark = pytest.mark.services
+# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 # The newest seeded day: later seeding has not moved its orders on (re-running an older day
 # would extract mostly the contract-breaking copies, which never change, and rightly fail).
