@@ -18,7 +18,9 @@ from localdev.processes import free_port
 from tests.e2e.conftest import DATA, HISTORY_DAYS, business_day
 from tests.pipelines import expected
 
-pytestmark = [pytest.mark.services, pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+# A scenario waits on up to three DAG runs in a row; on a busy 2-core machine that takes more
+# than the suite's 15 minutes per test.
+pytestmark = [pytest.mark.services, pytest.mark.e2e, pytest.mark.xdist_group("e2e"), pytest.mark.timeout(2400)]
 
 SALES = "sales_core_pipeline"
 INVENTORY = "inventory_mgmt_pipeline"
