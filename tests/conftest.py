@@ -45,14 +45,41 @@ def pytest_report_header(config):
     return backends.describe()
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """Under `astro dev pytest` (no dev tools), deselect what needs them, visibly."""
+    check_groups_hold(config, items)
     if not missing_dev_tools():
         return
     needs_tools = [item for item in items if item.get_closest_marker("services") or item.get_closest_marker("devtools")]
     if needs_tools:
         config.hook.pytest_deselected(items=needs_tools)
         items[:] = [item for item in items if item not in needs_tools]
+
+
+SCATTERED = pytest.StashKey[str]()
+
+
+def check_groups_hold(config, items) -> None:
+    """Fail grouped tests when `--dist loadgroup` would scatter their group across workers.
+
+    The end-to-end scenarios build on each other on one scheduler. pytest-xdist groups a test by
+    suffixing its nodeid with ``@group``, which pytest 9.2 ignores (hence the pin in
+    requirements-dev.in); without that the scenarios would run on two schedulers and fail late.
+    """
+    if not config.getvalue("loadgroup"):  # set on pytest-xdist workers under --dist loadgroup
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            item.stash[SCATTERED] = (
+                "--dist loadgroup cannot keep this test's xdist_group on one worker: this pytest and"
+                " pytest-xdist disagree on nodeids. Install requirements.lock (`make venv`)."
+            )
+
+
+def pytest_runtest_setup(item):
+    if SCATTERED in item.stash:
+        pytest.fail(item.stash[SCATTERED], pytrace=False)
 
 
 @pytest.fixture(scope="session")
