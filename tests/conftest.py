@@ -67,7 +67,7 @@ def check_groups_hold(config, items) -> None:
     suffixing its nodeid with ``@group``, which pytest 9.2 ignores (hence the pin in
     requirements-dev.in); without that the scenarios would run on two schedulers and fail late.
     """
-    if not config.getvalue("loadgroup"):  # set on pytest-xdist workers under --dist loadgroup
+    if not getattr(config.option, "loadgroup", False):  # set on pytest-xdist workers under --dist loadgroup
         return
     for item in items:
         if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
