@@ -18,14 +18,16 @@ LIMITS = {
         "one (scheduler_idle_sleep_time and loop length on a shared 2-core machine)."
     ),
     "end_to_end": (
-        "every task is a new LocalExecutor process that imports Airflow and the Astro SDK and parses its DAG "
-        "file (figure 4) before it runs, and the scheduler queues the next task only in its next loop; "
+        "every task is a process forked by LocalExecutor (the Astro SDK comes preloaded from the scheduler, "
+        "plugins/shopstream_preload.py) that still parses its DAG file, starts a task runner and records each "
+        "state change in the metadata database, and the scheduler queues the next task only in a later loop; "
         "the platform's tasks are short, so these fixed costs are most of the wall time."
     ),
     "parse": (
         "the DAG files import include/shopstream, whose pipeline modules import the Astro SDK (`astro.sql`, "
         "which imports pandas, SQLAlchemy and Flask-AppBuilder) at module level: most of the time is that "
-        "import, paid again by every cold process that parses a file."
+        "import, paid again by every cold process that parses a file (`astro dev parse`, `airflow dags test`); "
+        "the scheduler's own file processors inherit it from the preload."
     ),
 }
 
