@@ -1,5 +1,10 @@
 -- The warehouse's schemas and gold tables. Keys here are what makes aql.merge
 -- (INSERT .. ON CONFLICT) and re-runs idempotent. Safe to run again: nothing is replaced.
+-- Runs as one transaction. Two DAGs' first tasks can run it at the same moment on an empty
+-- warehouse, and IF NOT EXISTS does not make concurrent CREATEs safe in Postgres (the second
+-- fails on pg_namespace's unique index): this lock makes the second wait for the first.
+SELECT pg_advisory_xact_lock(hashtext('shopstream.warehouse_schema'));
+
 CREATE SCHEMA IF NOT EXISTS staging;
 CREATE SCHEMA IF NOT EXISTS gold;
 
