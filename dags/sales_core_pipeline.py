@@ -8,13 +8,13 @@ per-customer view. Each publishes its Dataset (`s3://shopstream/gold/orders`,
 `orders_etl` publishes nothing, so nothing downstream runs on stale data.
 
 Failures retry 3 times with exponential backoff from 5 minutes, then page (a critical Slack
-alert and a PagerDuty incident). If `orders_etl` has not finished by 04:00 UTC, its SLA miss
-alerts the same way.
+alert and a PagerDuty incident). If `orders_etl` has not finished by 04:00 UTC, the
+`ingest_deadline` DAG pages the same way.
 """
 
 from airflow.decorators import dag
 
-from include.shopstream import alerting, policies
+from include.shopstream import policies
 from include.shopstream.customers import customer_360
 from include.shopstream.orders import orders_etl
 from include.shopstream.warehouse import TEMPLATE_SEARCHPATH
@@ -27,7 +27,6 @@ from include.shopstream.warehouse import TEMPLATE_SEARCHPATH
     catchup=False,
     max_active_runs=1,
     default_args=policies.SALES_CORE,
-    sla_miss_callback=alerting.sla_missed,
     tags=["shopstream", "sales", "critical-path"],
     doc_md=__doc__,
     template_searchpath=TEMPLATE_SEARCHPATH,

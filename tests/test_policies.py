@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pendulum
 import pytest
 from airflow.models import DAG, TaskInstance
 from airflow.operators.empty import EmptyOperator
 
-from include.shopstream import alerting, policies
+from include.shopstream import alerting, deadlines, policies
 
 RETRY_KEYS = ("retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay")
 
@@ -59,6 +59,39 @@ def test_each_policy_names_its_alerts(policy, on_failure, on_retry):
     assert policy.get("on_retry_callback") is on_retry
 
 
-def test_the_ingest_sla_is_four_am():
-    # A run's logical date is the start of its data interval, a day before the 02:00 start.
-    assert timedelta(days=1, hours=2) == policies.INGEST_SLA
+def test_the_ingest_is_due_at_four_on_the_day_its_run_starts():
+    # The run for business date 25 Nov covers [25 Nov 02:00, 26 Nov 02:00) and starts at its end.
+    due = datetime(2026, 11, 26, 4, tzinfo=UTC)
+    assert deadlines.INGEST.interval(due) == (
+        datetime(2026, 11, 25, 2, tzinfo=UTC),
+        datetime(2026, 11, 26, 2, tzinfo=UTC),
+    )
+    assert deadlines.INGEST.business_date(due) == date(2026, 11, 25)
+    assert (
+        deadlines.INGEST.incident_key(date(2026, 11, 25)) == "shopstream/sales_core_pipeline/ingest-deadline/2026-11-25"
+    )
+
+
+@pytest.mark.parametrize(
+    ("moment", "due"),
+    [
+        (datetime(2026, 11, 26, 4, 0, tzinfo=UTC), datetime(2026, 11, 26, 4, tzinfo=UTC)),
+        (datetime(2026, 11, 26, 3, 59, 59, tzinfo=UTC), datetime(2026, 11, 25, 4, tzinfo=UTC)),
+        (datetime(2026, 11, 26, 17, 30, tzinfo=UTC), datetime(2026, 11, 26, 4, tzinfo=UTC)),
+    ],
+)
+def test_a_check_started_by_hand_checks_the_latest_deadline_passed(moment, due):
+    assert deadlines.INGEST.latest_due(moment) == due
+
+
+def test_the_check_runs_when_each_ingest_is_due():
+    from croniter import croniter
+
+    starts = croniter(deadlines.INGEST.schedule, datetime(2026, 11, 1, tzinfo=UTC))
+    checks = croniter(deadlines.INGEST.check_schedule, datetime(2026, 11, 1, tzinfo=UTC))
+    for _ in range(40):
+        assert checks.get_next(datetime) == starts.get_next(datetime) + deadlines.INGEST.due_after
+
+
+def test_the_ingest_resolves_its_deadline_incident_on_success():
+    assert policies.SALES_CORE["on_success_callback"] == [alerting.resolve_incident, deadlines.resolve_when_met]

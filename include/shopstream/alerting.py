@@ -1,14 +1,20 @@
 """Alerts to Slack (connection ``slack_alerts``) and PagerDuty (``pagerduty_alerts``).
 
-Every callback here is safe: an alert that cannot be delivered is logged and never hides or
-replaces the task's own failure. PagerDuty incidents carry a stable dedup key (one per DAG,
-task and logical date), so retries and re-runs never open a second incident, and a later
-successful try resolves it.
+Every callback here is safe: whatever the exception it reports, it delivers an alert; an alert
+that cannot be delivered is logged with its cause and never hides or replaces the task's own
+failure. Delivery is bounded in time (``DELIVERY_BOUND_SECONDS``), so a slow Slack or PagerDuty
+never holds a task slot for minutes.
+
+PagerDuty incidents carry a stable dedup key (one per DAG, task and business date), so retries
+and re-runs never open a second incident, and a later successful try resolves it. Every event
+keeps the Events API v2 limits (``tests/alerting/`` validates them against PagerDuty's schema).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from datetime import datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -16,32 +22,124 @@ log = logging.getLogger(__name__)
 SLACK_CONN_ID = "slack_alerts"
 PAGERDUTY_CONN_ID = "pagerduty_alerts"
 ICONS = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":white_check_mark:"}
+SOURCE = "shopstream-airflow"
+
+# PagerDuty Events API v2: dedup_key at most 255 characters, summary at most 1024. Keys are
+# also remembered as Variables (INCIDENT_PREFIX + key), whose ids Airflow caps at 250.
+KEY_LIMIT = 200
+SUMMARY_LIMIT = 1024
+ERROR_LIMIT = 500
+DETAIL_LIMIT = 2000
+
+# The time bound of one alert: Slack (two tries) and PagerDuty (two tries), each try with this
+# connect/read timeout, plus their short pauses between tries. tests/alerting measures it.
+HTTP_TIMEOUT_SECONDS = 5
+DELIVERY_BOUND_SECONDS = 4 * HTTP_TIMEOUT_SECONDS + 5
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_text(error: object) -> str | None:
+    """One readable line for any exception: its type and the first non-empty line of its text.
+
+    Exceptions with an empty message (a bare ``assert``, ``TimeoutError()``), messages whose first
+    line is blank, and exceptions whose ``__str__`` itself raises all still give a line.
+    """
+    if error is None:
+        return None
+    if isinstance(error, str):  # Airflow passes a string for some failures (e.g. zombies)
+        name, text = "", error
+    else:
+        name = type(error).__name__
+        try:
+            text = str(error)
+        except Exception:  # a broken __str__ must not cost the alert
+            log.exception("could not read the text of a %s", name)
+            text = ""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    line = f"{name}: {first}" if name and first else (first or name)
+    return clip(line, ERROR_LIMIT)
+
+
+def _field(read, fallback: Any) -> Any:
+    try:
+        return read()
+    except Exception:
+        log.exception("could not read an alert field; using %r", fallback)
+        return fallback
 
 
 def describe(context) -> dict[str, Any]:
-    """What every alert says: DAG, task, logical date, try number, log URL and the error."""
-    ti = context["ti"]
-    error = context.get("exception")
+    """What every alert says: DAG, task, dates, try number, log URL and the error.
+
+    Never raises: a field that cannot be read is replaced, so the alert still goes out.
+    """
+    ti = context.get("ti") or context.get("task_instance")
     return {
-        "dag": ti.dag_id,
-        "task": ti.task_id,
-        "logical_date": context["logical_date"].isoformat(),
-        "try_number": ti.try_number,
-        "max_tries": ti.max_tries + 1,
-        "log_url": ti.log_url,
-        "error": str(error).splitlines()[0][:500] if error else None,
+        "dag": _field(lambda: ti.dag_id, "unknown-dag"),
+        "task": _field(lambda: ti.task_id, "unknown-task"),
+        "logical_date": _field(lambda: context["logical_date"].isoformat(), ""),
+        # The business date the run is about: retries, clears and a manual re-run of the same
+        # day share it, so they share one incident.
+        "business_date": _field(lambda: _isoformat(context.get("data_interval_start") or context["logical_date"]), ""),
+        "try_number": _field(lambda: ti.try_number, 0),
+        "max_tries": _field(lambda: ti.max_tries + 1, 0),
+        "log_url": _field(lambda: ti.log_url, f"{_base_url()}/home"),
+        "error": error_text(context.get("exception")),
     }
 
 
+def _isoformat(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def incident_key(*parts: str) -> str:
+    """A PagerDuty dedup key: readable, stable for the same parts, never over ``KEY_LIMIT``.
+
+    Long parts (DAG and task ids may each be 250 characters) are cut and the whole is told
+    apart by a hash of the full key.
+    """
+    key = "/".join(("shopstream", *parts))
+    if len(key) <= KEY_LIMIT:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{key[: KEY_LIMIT - len(digest) - 1]}~{digest}"
+
+
 def dedup_key(details: dict[str, Any]) -> str:
-    """One PagerDuty incident per task and logical date."""
-    return f"shopstream/{details['dag']}/{details['task']}/{details['logical_date']}"
+    """One PagerDuty incident per task and business date."""
+    return incident_key(details["dag"], details["task"], details["business_date"])
 
 
-def slack(severity: str, headline: str, details: dict[str, Any]) -> None:
-    """Post one message through the Slack provider's webhook hook; never raise."""
+# -- Slack ----------------------------------------------------------------------------------
+
+
+def _slack_retry_once():
+    """Retry a Slack post once on a 5xx answer, a timeout or a dropped connection; never on 4xx."""
+    from http.client import HTTPException
+    from urllib.error import URLError
+
+    from slack_sdk.http_retry import RetryHandler
+
+    class RetryOnceOnServerOrNetworkError(RetryHandler):
+        def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+            if response is not None:
+                return response.status_code >= 500
+            return isinstance(error, URLError | TimeoutError | ConnectionError | HTTPException)
+
+    return RetryOnceOnServerOrNetworkError(max_retry_count=1)
+
+
+def slack(severity: str, headline: str, details: dict[str, Any]) -> bool:
+    """Post one message through the Slack provider's webhook hook.
+
+    Returns whether Slack took it; never raises.
+    """
     lines = [
-        f"{ICONS.get(severity, '')} *{severity.upper()}*: {headline}",
+        f"{ICONS.get(severity, '')} *{severity.upper()}*: {clip(headline, 300)}",
         f"DAG `{details['dag']}` | task `{details['task']}` | logical date {details['logical_date']}"
         f" | try {details['try_number']} of {details['max_tries']}",
     ]
@@ -51,50 +149,105 @@ def slack(severity: str, headline: str, details: dict[str, Any]) -> None:
     try:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-        SlackWebhookHook(slack_webhook_conn_id=SLACK_CONN_ID).send(text="\n".join(lines))
+        SlackWebhookHook(
+            slack_webhook_conn_id=SLACK_CONN_ID, timeout=HTTP_TIMEOUT_SECONDS, retry_handlers=[_slack_retry_once()]
+        ).send(text="\n".join(lines))
     except Exception:  # an undeliverable alert must not mask the task's own state
         log.exception("could not deliver the %s Slack alert for %s.%s", severity, details["dag"], details["task"])
-
-
-def pagerduty(action: str, details: dict[str, Any], summary: str = "") -> bool:
-    """Trigger or resolve the task's incident through the PagerDuty Events API v2.
-
-    Returns whether PagerDuty took the event; never raises.
-    """
-    try:
-        from airflow.providers.pagerduty.hooks.pagerduty_events import prepare_event_data
-
-        event = prepare_event_data(
-            summary=summary or f"{details['dag']}.{details['task']} failed",
-            severity="critical",
-            source="shopstream-airflow",
-            action=action,
-            dedup_key=dedup_key(details),
-            custom_details=details,
-            links=[{"href": details["log_url"], "text": "Airflow log"}],
-        )
-        _events_client().send_event(**event)
-    except Exception:  # an undeliverable alert must not mask the task's own state
-        log.exception("could not %s the PagerDuty incident %s", action, dedup_key(details))
         return False
     return True
 
 
-def _events_client():
-    """The PagerDuty provider's client, keyed by the connection's integration key.
+# -- PagerDuty ------------------------------------------------------------------------------
 
-    Seam for local development and tests: when the connection names a host (the local alert
-    sink), events go there, over plain HTTP if need be. Production connections name no host
-    and reach PagerDuty's own https endpoint exactly as the provider would.
+
+def pagerduty_hook():
+    """The PagerDuty provider's Events API hook for ``pagerduty_alerts``, bounded in time.
+
+    The provider's own ``send_event`` builds a client with a 60 s timeout, unlimited retries on
+    429 and PagerDuty's endpoint hard-wired; this subclass keeps its connection handling and event
+    shape (``prepare_event_data``) and builds the client from the connection instead:
+
+    - the connection's host, when set, is the Events API base URL (the local alert sink; plain
+      http is accepted there). Production connections name no host and reach PagerDuty itself.
+    - each request waits at most ``HTTP_TIMEOUT_SECONDS`` and is tried at most twice.
     """
     import pagerduty
-    from airflow.hooks.base import BaseHook
+    from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsHook, prepare_event_data
 
-    conn = BaseHook.get_connection(PAGERDUTY_CONN_ID)
-    client = pagerduty.EventsApiV2Client(conn.password)
-    if conn.host:
-        client._url = conn.host.rstrip("/")  # the public setter insists on https://
-    return client
+    class EventsClient(pagerduty.EventsApiV2Client):
+        """The pagerduty client with an endpoint of the connection's choosing and bounded retries."""
+
+        # The library's setter accepts https only; the connection is the authority here.
+        url = property(lambda self: self._endpoint, lambda self, value: setattr(self, "_endpoint", value))
+
+        def __init__(self, routing_key: str, endpoint: str | None) -> None:
+            super().__init__(routing_key, base_url=endpoint)
+            self.timeout = HTTP_TIMEOUT_SECONDS
+            self.retry = dict.fromkeys((429, 500, 502, 503, 504), 1)
+            self.max_network_attempts = 1
+            self.sleep_timer = 0.5
+
+    class BoundedPagerdutyEventsHook(PagerdutyEventsHook):
+        def __init__(self, conn_id: str) -> None:
+            super().__init__(pagerduty_events_conn_id=conn_id)
+            self.endpoint = events_endpoint(self.get_connection(conn_id).host)
+
+        def send_event(self, **event: Any) -> str:
+            data = prepare_event_data(**event)
+            if data["action"] != "trigger":  # PagerDuty reads only the key of a resolve
+                data = {"action": data["action"], "dedup_key": data["dedup_key"]}
+            return EventsClient(self.integration_key, self.endpoint).send_event(**data)
+
+    return BoundedPagerdutyEventsHook(PAGERDUTY_CONN_ID)
+
+
+def events_endpoint(host: str | None) -> str | None:
+    """The Events API base URL a connection's host names (``None``: PagerDuty's own).
+
+    The host may name the service root (``http://alert-sink:8082/pagerduty``); the client adds
+    ``/v2/enqueue``.
+    """
+    if not host:
+        return None
+    if "://" not in host:
+        raise ValueError(f"the PagerDuty connection's host must be a URL with a scheme, got {host!r}")
+    return host.rstrip("/")
+
+
+def pagerduty_event(action: str, details: dict[str, Any], summary: str, key: str | None = None) -> dict[str, Any]:
+    """The keyword arguments of one Events API v2 event, within the API's limits.
+
+    A resolve carries only what PagerDuty reads from it (the key); a trigger carries the
+    summary, critical severity, a link to the log and the details.
+    """
+    key = key or dedup_key(details)
+    event: dict[str, Any] = {
+        "action": action,
+        "dedup_key": key,
+        "summary": clip(summary, SUMMARY_LIMIT),
+        "severity": "critical",
+        "source": SOURCE,
+    }
+    if action == "trigger":
+        event["custom_details"] = {name: clip(str(value), DETAIL_LIMIT) for name, value in details.items()}
+        event["links"] = [{"href": details["log_url"], "text": "Airflow log"}]
+    return event
+
+
+def pagerduty(action: str, details: dict[str, Any], summary: str = "", key: str | None = None) -> bool:
+    """Trigger or resolve an incident through the PagerDuty provider's Events API hook.
+
+    Returns whether PagerDuty took the event; never raises.
+    """
+    summary = summary or f"{details['dag']}.{details['task']} failed: {details.get('error') or 'no error text'}"
+    event = pagerduty_event(action, details, summary, key)
+    try:
+        pagerduty_hook().send_event(**event)
+    except Exception:  # an undeliverable alert must not mask the task's own state
+        log.exception("could not %s the PagerDuty incident %s", action, event["dedup_key"])
+        return False
+    return True
 
 
 # -- callbacks ------------------------------------------------------------------------------
@@ -102,32 +255,47 @@ def _events_client():
 
 def critical_failure(context) -> None:
     """A task failed for good: a critical Slack alert and a PagerDuty incident."""
-    details = describe(context)
-    slack("critical", f"{details['dag']}.{details['task']} failed for good", details)
-    if pagerduty("trigger", details):
-        _remember_incident(details)
+    try:
+        details = describe(context)
+        slack("critical", f"{details['dag']}.{details['task']} failed for good", details)
+        if pagerduty("trigger", details):
+            remember_incident(dedup_key(details), details["log_url"])
+    except Exception:  # a bug here must not hide the task's failure
+        log.exception("the failure alert callback failed")
 
 
 def critical_failure_slack_only(context) -> None:
     """A task failed for good (medium criticality): a critical Slack alert, no page."""
-    details = describe(context)
-    slack("critical", f"{details['dag']}.{details['task']} failed for good", details)
+    try:
+        details = describe(context)
+        slack("critical", f"{details['dag']}.{details['task']} failed for good", details)
+    except Exception:  # a bug here must not hide the task's failure
+        log.exception("the failure alert callback failed")
 
 
 def warn_on_early_retries(context, warnings: int = 3) -> None:
     """A Slack warning for each of the first ``warnings`` failed tries, silence after that."""
-    details = describe(context)
-    if details["try_number"] <= warnings:
-        slack("warning", f"{details['dag']}.{details['task']} failed, retrying", details)
+    try:
+        details = describe(context)
+        if details["try_number"] <= warnings:
+            slack("warning", f"{details['dag']}.{details['task']} failed, retrying", details)
+    except Exception:  # a bug here must not hide the task's failure
+        log.exception("the retry alert callback failed")
 
 
 def resolve_incident(context) -> None:
     """A task succeeded: resolve the incident that an earlier failure of it opened, if any."""
-    details = describe(context)
-    if _incident_is_open(details) and pagerduty(
-        "resolve", details, summary=f"{details['dag']}.{details['task']} succeeded"
-    ):
-        _forget_incident(details)
+    try:
+        details = describe(context)
+        resolve(dedup_key(details), details, f"{details['dag']}.{details['task']} succeeded")
+    except Exception:  # bookkeeping must not fail a task that succeeded
+        log.exception("the resolve callback failed")
+
+
+def resolve(key: str, details: dict[str, Any], summary: str) -> None:
+    """Resolve the incident ``key`` if this platform opened it and it is still open."""
+    if incident_is_open(key) and pagerduty("resolve", details, summary=summary, key=key):
+        forget_incident(key)
 
 
 # Open incidents are remembered as Airflow Variables (visible in the UI under Admin), so that
@@ -135,49 +303,32 @@ def resolve_incident(context) -> None:
 INCIDENT_PREFIX = "shopstream_open_incident::"
 
 
-def _remember_incident(details: dict[str, Any]) -> None:
+def remember_incident(key: str, note: str) -> None:
     from airflow.models import Variable
 
     try:
-        Variable.set(INCIDENT_PREFIX + dedup_key(details), details["log_url"])
+        Variable.set(INCIDENT_PREFIX + key, note)
     except Exception:  # bookkeeping must not mask the task's own state
-        log.exception("could not record the open incident %s", dedup_key(details))
+        log.exception("could not record the open incident %s", key)
 
 
-def _incident_is_open(details: dict[str, Any]) -> bool:
+def incident_is_open(key: str) -> bool:
     from airflow.models import Variable
 
     try:
-        return Variable.get(INCIDENT_PREFIX + dedup_key(details), default_var=None) is not None
+        return Variable.get(INCIDENT_PREFIX + key, default_var=None) is not None
     except Exception:  # bookkeeping must not mask the task's own state
-        log.exception("could not look up the incident %s", dedup_key(details))
+        log.exception("could not look up the incident %s", key)
         return False
 
 
-def _forget_incident(details: dict[str, Any]) -> None:
+def forget_incident(key: str) -> None:
     from airflow.models import Variable
 
     try:
-        Variable.delete(INCIDENT_PREFIX + dedup_key(details))
+        Variable.delete(INCIDENT_PREFIX + key)
     except Exception:  # bookkeeping must not mask the task's own state
-        log.exception("could not forget the incident %s", dedup_key(details))
-
-
-def sla_missed(dag, task_list, blocking_task_list, slas, blocking_tis) -> None:
-    """The 02:00 ingest had not finished by 04:00: tell Slack and page."""
-    late = sorted({sla.task_id for sla in slas})
-    logical = min((sla.execution_date for sla in slas), default=None)
-    details = {
-        "dag": dag.dag_id,
-        "task": ", ".join(late),
-        "logical_date": logical.isoformat() if logical else "",
-        "try_number": 0,
-        "max_tries": 0,
-        "log_url": f"{_base_url()}/dags/{dag.dag_id}/grid",
-        "error": f"not finished within its SLA: {', '.join(late)}",
-    }
-    slack("critical", f"{dag.dag_id}: the ingest missed its SLA", details)
-    pagerduty("trigger", {**details, "task": "sla:" + details["task"]}, summary=f"{dag.dag_id} missed its SLA")
+        log.exception("could not forget the incident %s", key)
 
 
 def _base_url() -> str:

@@ -16,7 +16,6 @@ from astro.files import File
 from sqlalchemy import BigInteger, Column, DateTime, Text
 
 from include.shopstream.datasets import GOLD_ORDERS
-from include.shopstream.policies import INGEST_SLA
 from include.shopstream.tasks import announce, prepare_warehouse
 from include.shopstream.warehouse import GOLD, LAKE_CONN_ID, PARTITION, STAGING, lake_uri, table, transform_sql
 
@@ -108,7 +107,7 @@ def enforce_bad_row_threshold(data_interval_start=None) -> dict:
     return summary
 
 
-@task_group(group_id="orders_etl", default_args={"sla": INGEST_SLA})
+@task_group(group_id="orders_etl")
 def orders_etl():
     """Extract, load, validate and merge the day's orders; publish gold orders."""
     ready = prepare_warehouse()

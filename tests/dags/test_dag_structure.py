@@ -101,3 +101,26 @@ def test_failure_in_orders_etl_publishes_nothing(dagbag):
         assert task_id in upstream
     customer_event = dag.get_task("customer_360.announce_customer_360")
     assert "orders_etl.merge_orders" in customer_event.get_flat_relative_ids(upstream=True)
+
+
+@pytest.mark.devtools  # time-machine is a development tool, not in the image
+def test_ingest_deadline_checks_the_sales_ingest_at_four(dagbag):
+    from datetime import UTC, datetime
+
+    import time_machine
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    from include.shopstream import deadlines
+
+    dag = dagbag.dags["ingest_deadline"]
+    assert dagbag.dags[deadlines.INGEST.dag_id].timetable.summary == deadlines.INGEST.schedule
+    assert deadlines.INGEST.task_id in dagbag.dags[deadlines.INGEST.dag_id].task_ids
+    assert [t.task_id for t in dag.tasks] == ["check_deadline"]
+    # Airflow's own timetable code, at 03:59 after yesterday's check: the next run is due at 04:00
+    # sharp; after a scheduler outage over 04:00 the missed check runs as soon as it is back.
+    yesterday = DataInterval(datetime(2026, 11, 25, 4, tzinfo=UTC), datetime(2026, 11, 25, 4, tzinfo=UTC))
+    restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=False)
+    for now in (datetime(2026, 11, 26, 3, 59, tzinfo=UTC), datetime(2026, 11, 26, 9, 30, tzinfo=UTC)):
+        with time_machine.travel(now, tick=False):
+            info = dag.timetable.next_dagrun_info(last_automated_data_interval=yesterday, restriction=restriction)
+        assert info.run_after == datetime(2026, 11, 26, 4, tzinfo=UTC) == info.logical_date

@@ -8,9 +8,6 @@ The receivers are the local alert sink (localdev/alert_sink.py) on loopback; the
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 import urllib.request
 from datetime import UTC, datetime, time, timedelta
 
@@ -18,7 +15,6 @@ import pytest
 
 from localdev.processes import free_port
 from localdev.stack import SOURCE_DB
-from tests.conftest import PROJECT
 from tests.pipelines.conftest import MONDAY
 
 # One xdist worker runs the whole group, in file order (see the Makefile's test target).
@@ -124,61 +120,3 @@ def test_sales_pages_once_after_the_last_retry_and_resolves_on_success(platform,
     slack, pager = new_messages(platform, before)
     assert slack == []
     assert [(e["event_action"], e["dedup_key"]) for e in pager] == [("resolve", key)]
-
-
-SLA_CHECK = textwrap.dedent(
-    """
-    import sys
-    import pendulum
-    from airflow.dag_processing.processor import DagFileProcessor
-    from airflow.models import DagBag
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
-    from airflow.utils.types import DagRunType
-
-    logical = pendulum.parse(sys.argv[1])
-    dag = DagBag(include_examples=False).dags["sales_core_pipeline"]
-    with create_session() as session:
-        run = dag.create_dagrun(
-            run_id=f"scheduled__{logical.isoformat()}",
-            run_type=DagRunType.SCHEDULED,
-            execution_date=logical,
-            data_interval=dag.timetable.infer_manual_data_interval(run_after=logical.add(days=1)),
-            state=DagRunState.SUCCESS,
-            external_trigger=False,
-            session=session,
-        )
-        run.get_task_instance("orders_etl.extract_orders", session=session).state = TaskInstanceState.SUCCESS
-    # What the scheduler's DAG processor does for every DAG file with SLAs.
-    DagFileProcessor.manage_slas(dag.fileloc, dag.dag_id)
-    """
-)
-
-
-def check_slas_after_a_success_at(platform, logical: datetime) -> tuple[list[str], list[dict]]:
-    """Record a successful ingest for ``logical``, run Airflow's SLA check, return the alerts."""
-    before = len(inbox(platform))
-    result = subprocess.run(
-        [sys.executable, "-c", SLA_CHECK, logical.isoformat()],
-        env=platform.env(),
-        capture_output=True,
-        text=True,
-        cwd=PROJECT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return new_messages(platform, before)
-
-
-def test_the_sla_alerts_for_a_late_ingest_and_not_for_an_on_time_one(platform):
-    # The latest 02:00 whose 04:00 deadline has passed, so the test means the same at any hour.
-    today = datetime.combine((datetime.now(UTC) - timedelta(hours=4)).date(), time(2), tzinfo=UTC)
-    # The last good ingest was three runs ago: the next one should have been done two days ago.
-    slack, pager = check_slas_after_a_success_at(platform, today - timedelta(days=3))
-    assert len(slack) == 1 and "the ingest missed its SLA" in slack[0], slack
-    assert "orders_etl.extract_orders" in slack[0]
-    assert [(e["event_action"], e["payload"]["severity"]) for e in pager] == [("trigger", "critical")]
-
-    # The ingest that ran at 02:00 today finished: the next one is not due before tomorrow 04:00.
-    slack, pager = check_slas_after_a_success_at(platform, today - timedelta(days=1))
-    assert (slack, pager) == ([], [])

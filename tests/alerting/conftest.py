@@ -1,0 +1,52 @@
+"""A real alert sink (localdev/alert_sink.py) and the connections that point at it."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+ROUTING_KEY = "local-dev-routing-key"
+
+
+class Sink:
+    def __init__(self, service) -> None:
+        self.service = service
+        self.url = service.url
+
+    def messages(self) -> list[dict]:
+        with urllib.request.urlopen(f"{self.url}/messages", timeout=5) as response:
+            return json.load(response)
+
+    def since(self, before: int) -> tuple[list[str], list[dict]]:
+        """(Slack texts, PagerDuty events) received after the first ``before`` messages."""
+        new = self.messages()[before:]
+        slack = [m["body"]["text"] for m in new if m["path"].startswith("/slack")]
+        pager = [m["body"] for m in new if m["path"].startswith("/pagerduty")]
+        return slack, pager
+
+    def connections(self) -> dict[str, str]:
+        """Airflow connections (as environment variables) that deliver to this sink."""
+        return connections(slack=f"{self.url}/slack", pagerduty=f"{self.url}/pagerduty")
+
+
+def connections(slack: str, pagerduty: str) -> dict[str, str]:
+    return {
+        "AIRFLOW_CONN_SLACK_ALERTS": json.dumps(
+            {"conn_type": "slackwebhook", "host": slack, "password": "local/dev/webhook"}
+        ),
+        "AIRFLOW_CONN_PAGERDUTY_ALERTS": json.dumps(
+            {"conn_type": "pagerduty_events", "host": pagerduty, "password": ROUTING_KEY}
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory):
+    from localdev import alert_sink
+    from localdev.processes import free_port
+
+    service = alert_sink.start(free_port(), tmp_path_factory.mktemp("sink") / "alert_sink.log")
+    yield Sink(service)
+    service.stop()
