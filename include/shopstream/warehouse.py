@@ -69,7 +69,7 @@ def replace_rows(target: str, source: str, columns: list[str]) -> int:
     source_id = pgsql.Identifier(*source.split("."))
     conn = warehouse_hook().get_conn()
     try:
-        with conn, conn.cursor() as cur:
+        with data_errors_fail(source=source), conn, conn.cursor() as cur:
             cur.execute(pgsql.SQL("DELETE FROM {}").format(target_id))
             cur.execute(
                 pgsql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s}").format(t=target_id, c=column_list, s=source_id)
@@ -129,3 +129,148 @@ def transform_sql(task_id: str, sql_file: str, output, **parameters):
         op_kwargs={"output_table": output},
         **kwargs,
     )
+
+
+# Errors in the data, not in the service: retrying cannot fix them. psycopg2's IntegrityError
+# (NOT NULL, CHECK, foreign and unique keys) and DataError (a value that does not fit its type,
+# an overflow, a division by zero) families; OperationalError (connection lost, timeouts) and
+# everything else keep the task's retry policy.
+OFFENDING_KEYS_SHOWN = 5
+
+
+def _database_error(error: BaseException):
+    """The psycopg2 error behind ``error`` (SQLAlchemy wraps it as ``.orig``), if there is one."""
+    import psycopg2
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, psycopg2.Error):
+            return error
+        orig = getattr(error, "orig", None)
+        if isinstance(orig, psycopg2.Error):
+            return orig
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def is_data_error(error: BaseException) -> bool:
+    """True for a constraint or data error from the warehouse: it fails the same way on every try."""
+    import psycopg2
+
+    return isinstance(_database_error(error), psycopg2.IntegrityError | psycopg2.DataError)
+
+
+def offending_keys(conn, target: str, constraint: str | None, column: str | None, source: str) -> list[tuple]:
+    """Up to a few keys of ``target`` among ``source``'s rows that break ``constraint`` (or NOT NULL on ``column``)."""
+    from psycopg2 import sql as pgsql
+
+    from include.shopstream.contract import read_contract
+
+    with conn.cursor() as cur:
+        contract = read_contract(cur, target)
+        if not contract.key:
+            return []
+        key = pgsql.SQL(", ").join(map(pgsql.Identifier, contract.key))
+        check = next((c for c in contract.checks if c.name == constraint), None)
+        reference = next((r for r in contract.references if r.name == constraint), None)
+        if column and constraint is None:
+            where = pgsql.SQL("{} IS NULL").format(pgsql.Identifier(column))
+        elif check is not None:
+            where = pgsql.SQL("NOT ({})").format(pgsql.SQL(check.expression))
+        elif reference is not None:
+            where = pgsql.SQL("NOT EXISTS (SELECT 1 FROM {} AS ref WHERE {})").format(
+                pgsql.Identifier(*reference.target.split(".")),
+                pgsql.SQL(" AND ").join(
+                    pgsql.SQL("ref.{} = s.{}").format(pgsql.Identifier(t), pgsql.Identifier(c))
+                    for c, t in zip(reference.columns, reference.target_columns, strict=True)
+                ),
+            )
+        elif contract.key:  # the primary key: keys that come twice
+            cur.execute(
+                pgsql.SQL("SELECT {k} FROM {s} GROUP BY {k} HAVING count(*) > 1 ORDER BY {k} LIMIT %s").format(
+                    k=key, s=pgsql.Identifier(*source.split("."))
+                ),
+                (OFFENDING_KEYS_SHOWN,),
+            )
+            return cur.fetchall()
+        else:
+            return []
+        cur.execute(
+            pgsql.SQL("SELECT DISTINCT {k} FROM {s} AS s WHERE {w} ORDER BY {k} LIMIT %s").format(
+                k=key, s=pgsql.Identifier(*source.split(".")), w=where
+            ),
+            (OFFENDING_KEYS_SHOWN,),
+        )
+        return cur.fetchall()
+
+
+def data_error_message(error: BaseException, source: str | None = None) -> str:
+    """One paragraph naming the table, the constraint and a few offending keys of a data error."""
+    from contextlib import closing
+
+    database_error = _database_error(error)
+    diag = database_error.diag
+    table = ".".join(part for part in (diag.schema_name, diag.table_name) if part) or "a warehouse table"
+    what = diag.constraint_name or (f"NOT NULL on {diag.column_name}" if diag.column_name else None)
+    parts = [f"{type(database_error).__name__} on {table}" + (f", constraint {what}" if what else "")]
+    parts.append((diag.message_primary or str(database_error)).strip())
+    if diag.message_detail:
+        parts.append(diag.message_detail.strip())
+    if source and diag.table_name:
+        try:
+            with closing(warehouse_hook().get_conn()) as conn:
+                keys = offending_keys(conn, table, diag.constraint_name, diag.column_name, source)
+        except Exception as err:  # noqa: BLE001 - naming the keys is a courtesy: never hide the error itself
+            keys, parts = [], [*parts, f"(offending keys not found: {err})"]
+        if keys:
+            shown = ", ".join(str(k[0]) if len(k) == 1 else str(k) for k in keys)
+            parts.append(f"offending keys in {source}: {shown}")
+    return ". ".join(p.rstrip(".") for p in parts) + ". A data error: not retried."
+
+
+class data_errors_fail:  # noqa: N801 - used as a context manager, like contextlib's
+    """Turn a constraint or data error from the warehouse into ``AirflowFailException`` (no retries).
+
+    ``source``: the table whose rows were being written, to name a few offending keys.
+    """
+
+    def __init__(self, source: str | None = None) -> None:
+        self.source = source
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        if error is not None and not _is_fail_exception(error) and is_data_error(error):
+            from airflow.exceptions import AirflowFailException
+
+            raise AirflowFailException(data_error_message(error, self.source)) from error
+        return False
+
+
+def _is_fail_exception(error: BaseException) -> bool:
+    from airflow.exceptions import AirflowFailException
+
+    return isinstance(error, AirflowFailException)
+
+
+def fail_fast_on_data_errors(task) -> None:
+    """Make ``task`` fail without retries on a data error from the warehouse (a cluster policy).
+
+    Wraps the task's ``execute``: the copy the task runner executes is ``context["task"]``.
+    A merge names its source table, so the message can list a few offending keys.
+    """
+    if getattr(task.execute, "_shopstream_data_errors_fail", False):
+        return
+
+    def execute(context, **kwargs):
+        running = context["task"]
+        source = getattr(running, "source_table", None)
+        name = f"{source.metadata.schema}.{source.name}" if getattr(source, "metadata", None) else None
+        with data_errors_fail(source=name if name and source.metadata.schema else None):
+            return type(running).execute(running, context, **kwargs)
+
+    execute.__name__ = "execute"  # the task runner passes its call-guard sentinel only to "execute"
+    execute._shopstream_data_errors_fail = True
+    task.execute = execute

@@ -49,9 +49,9 @@ def problem(row: dict, seen: set[int]) -> str | None:
     if row["customer_id"] is None:
         return "customer_id is missing"
     if row["amount"] < 0:
-        return "amount is negative"
+        return "breaks amount_not_negative"
     if row["status"] not in STATUSES:
-        return "unknown status"
+        return "breaks known_status"
     if row["order_id"] in seen:
         return "duplicate order_id"
     return None

@@ -1,0 +1,245 @@
+"""The data contract of a gold table, read from the warehouse's catalog when a run checks rows.
+
+What a gold table declares in ``sql/warehouse_schema.sql`` is the contract its incoming rows
+must keep, so that whatever ingest accepts, the table and every report built on it can hold:
+
+- every NOT NULL column is present;
+- every value fits its column's type (range, precision, format);
+- every foreign key finds its row (``gold.orders.customer_id`` -> ``gold.customers``);
+- every CHECK constraint holds (a non-negative amount, a known status, ...);
+- the primary key is unique within the batch (the merge keeps one row per key).
+
+Nothing here names a column: a constraint added to the schema is checked on the next run.
+The incoming rows are all text (a staging table that anything loads into); each problem is
+reported as a reason a person can read, with the offending value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg2 import sql as pgsql
+
+
+class ContractError(Exception):
+    """The contract cannot be checked as declared (the incoming rows lack a required column)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # as format_type() spells it, with its modifiers: numeric(12,2)
+    not_null: bool
+    has_default: bool
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    expression: str  # pg_get_expr of the constraint: a boolean over the table's columns
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    columns: tuple[str, ...]
+    target: str  # schema.table
+    target_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Contract:
+    table: str
+    columns: tuple[Column, ...]
+    checks: tuple[Check, ...]
+    references: tuple[Reference, ...]
+    key: tuple[str, ...]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef
+FROM pg_attribute a
+WHERE a.attrelid = %(table)s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+# Constraints in the order they were defined, each with the names of its columns (and, for a
+# foreign key, the table and columns it refers to).
+_CONSTRAINTS = """
+SELECT c.conname, c.contype, pg_get_expr(c.conbin, c.conrelid),
+       ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
+       c.confrelid::regclass::text,
+       ARRAY(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
+             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i)
+FROM pg_constraint c
+WHERE c.conrelid = %(table)s::regclass AND c.contype IN ('c', 'f', 'p')
+ORDER BY c.oid
+"""
+
+
+def read_contract(cursor, table: str) -> Contract:
+    """The contract of ``table`` (``schema.name``) as the warehouse's catalog declares it now."""
+    cursor.execute(_COLUMNS, {"table": table})
+    columns = tuple(Column(name, type_, not_null, default) for name, type_, not_null, default in cursor.fetchall())
+    cursor.execute(_CONSTRAINTS, {"table": table})
+    checks, references, key = [], [], ()
+    for name, kind, expression, cols, target, target_cols in cursor.fetchall():
+        if kind == "c":
+            checks.append(Check(name, expression, tuple(cols)))
+        elif kind == "f":
+            references.append(Reference(name, tuple(cols), target, tuple(target_cols)))
+        else:
+            key = tuple(cols)
+    return Contract(table, columns, tuple(checks), tuple(references), key)
+
+
+def _fits(server_version: int, value: pgsql.Composable, type_: str) -> pgsql.Composable:
+    """SQL that is true when the text ``value`` is a valid input of ``type_`` (with its modifiers)."""
+    # pg_input_is_valid (Postgres 16) is fast and has no side effects; on 15 a function of the
+    # warehouse schema tries the cast in a subtransaction instead.
+    function = "pg_input_is_valid" if server_version >= 160000 else "staging.value_fits"
+    return pgsql.SQL("{}({}, {})").format(pgsql.SQL(function), value, pgsql.Literal(type_))
+
+
+def problems_query(
+    contract: Contract,
+    incoming: str,
+    incoming_columns: list[str],
+    *,
+    order_by: str,
+    server_version: int,
+    supplied: tuple[str, ...] = (),
+) -> pgsql.Composed:
+    """``SELECT incoming.*, problem`` where ``problem`` is the first way a row breaks ``contract``.
+
+    ``incoming`` is an all-text table; ``order_by`` the (numeric) column that decides which
+    of two rows with the same key is the first; ``supplied`` the gold columns the pipeline fills itself
+    (``loaded_at``). A NOT NULL column without a default that neither the incoming rows nor the
+    pipeline supply is a :class:`ContractError`: no incoming row could keep the contract.
+    """
+    present = [c for c in contract.columns if c.name in incoming_columns]
+    missing = [
+        c.name
+        for c in contract.columns
+        if c.not_null and not c.has_default and c.name not in incoming_columns and c.name not in supplied
+    ]
+    if missing:
+        raise ContractError(f"{contract.table} requires {', '.join(missing)}, which the rows of {incoming} do not have")
+
+    raw = {c.name: pgsql.SQL("r.{}").format(pgsql.Identifier(c.name)) for c in present}
+    fits = {c.name: _fits(server_version, raw[c.name], c.type) for c in present if c.type != "text"}
+    typed = {
+        c.name: pgsql.SQL("CASE WHEN {fits} THEN CAST({value} AS {type}) END").format(
+            fits=fits[c.name], value=raw[c.name], type=pgsql.SQL(c.type)
+        )
+        if c.name in fits
+        else raw[c.name]
+        for c in present
+    }
+    # Every gold column, typed, under its own name: the CHECK expressions refer to them so.
+    typed_row = pgsql.SQL(", ").join(
+        pgsql.SQL("{} AS {}").format(
+            typed.get(c.name, pgsql.SQL("CAST(NULL AS {})").format(pgsql.SQL(c.type))), pgsql.Identifier(c.name)
+        )
+        for c in contract.columns
+    )
+    checks = [check for check in contract.checks if set(check.columns) <= set(raw)]
+
+    def shown(columns) -> pgsql.Composable:
+        return pgsql.SQL(" || ', ' || ").join(
+            pgsql.SQL("{} || '=' || coalesce(quote_literal({}), 'NULL')").format(pgsql.Literal(name), raw[name])
+            for name in columns
+        )
+
+    cases: list[pgsql.Composable] = []
+    for column in present:
+        if column.not_null:
+            cases.append(
+                pgsql.SQL("WHEN {} IS NULL THEN {}").format(
+                    raw[column.name], pgsql.Literal(f"{column.name} is missing")
+                )
+            )
+    for column in present:
+        if column.name in fits:
+            cases.append(
+                pgsql.SQL("WHEN NOT {fits} THEN {reason} || quote_literal({value})").format(
+                    fits=fits[column.name],
+                    reason=pgsql.Literal(f"{column.name} is not a valid {column.type}: "),
+                    value=raw[column.name],
+                )
+            )
+    for reference in contract.references:
+        if not set(reference.columns) <= set(raw):
+            continue
+        match = pgsql.SQL(" AND ").join(
+            pgsql.SQL("ref.{} = {}").format(pgsql.Identifier(target), typed[source])
+            for source, target in zip(reference.columns, reference.target_columns, strict=True)
+        )
+        cases.append(
+            pgsql.SQL("WHEN NOT EXISTS (SELECT 1 FROM {target} AS ref WHERE {match}) THEN {shown} || {reason}").format(
+                target=pgsql.Identifier(*reference.target.split(".")),
+                match=match,
+                shown=shown(reference.columns),
+                reason=pgsql.Literal(f" is in no row of {reference.target} ({reference.name})"),
+            )
+        )
+    for index, check in enumerate(checks):
+        cases.append(
+            pgsql.SQL("WHEN NOT v.{} THEN {} || {}").format(
+                pgsql.Identifier(f"check_{index}"),
+                pgsql.Literal(f"breaks {check.name} ({check.expression}): "),
+                shown(check.columns),
+            )
+        )
+    if contract.key and set(contract.key) <= set(raw):
+        cases.append(
+            pgsql.SQL("WHEN row_number() OVER (PARTITION BY {key} ORDER BY {order}) > 1 THEN {reason}").format(
+                key=pgsql.SQL(", ").join(raw[name] for name in contract.key),
+                order=pgsql.SQL("CAST(r.{} AS numeric)").format(pgsql.Identifier(order_by)),
+                reason=pgsql.Literal(f"duplicate {', '.join(contract.key)} (another row of the batch has it)"),
+            )
+        )
+    # CHECK passes on NULL, as in Postgres; a NULL where NOT NULL is required is caught above.
+    verdicts = pgsql.SQL(", ").join(
+        [pgsql.SQL("true AS always")]
+        + [
+            pgsql.SQL("coalesce(({}), true) AS {}").format(pgsql.SQL(check.expression), pgsql.Identifier(f"check_{i}"))
+            for i, check in enumerate(checks)
+        ]
+    )
+    return pgsql.SQL(
+        "SELECT r.*, CASE {cases} END AS problem FROM {incoming} AS r"
+        " CROSS JOIN LATERAL (SELECT {verdicts} FROM (SELECT {typed_row}) AS t) AS v"
+    ).format(
+        cases=pgsql.SQL(" ").join(cases) if cases else pgsql.SQL("WHEN false THEN NULL"),
+        incoming=pgsql.Identifier(*incoming.split(".")),
+        verdicts=verdicts,
+        typed_row=typed_row,
+    )
+
+
+def check_rows(conn, contract_table: str, incoming: str, output: str, *, order_by: str, supplied=()) -> Contract:
+    """Write ``output``: every row of ``incoming`` with ``problem``, the first contract it breaks (or NULL)."""
+    with conn.cursor() as cur:
+        contract = read_contract(cur, contract_table)
+        cur.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (incoming,),
+        )
+        incoming_columns = [row[0] for row in cur.fetchall()]
+        query = problems_query(
+            contract,
+            incoming,
+            incoming_columns,
+            order_by=order_by,
+            server_version=conn.server_version,
+            supplied=tuple(supplied),
+        )
+        output_id = pgsql.Identifier(*output.split("."))
+        cur.execute(pgsql.SQL("DROP TABLE IF EXISTS {}").format(output_id))
+        cur.execute(pgsql.SQL("CREATE TABLE {} AS ").format(output_id) + query)
+    return contract

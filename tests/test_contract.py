@@ -1,0 +1,167 @@
+"""orders_etl's contract is read from gold.orders' definition: a constraint added there is checked.
+
+Against real Postgres: the warehouse schema script, an all-text staging table like load_orders
+writes, and the contract's query. Each test runs in a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from include.shopstream.contract import ContractError, check_rows, problems_query, read_contract
+from include.shopstream.orders import RAW_ORDER_COLUMNS
+from include.shopstream.warehouse import sql
+
+pytestmark = pytest.mark.services
+
+GOOD = {
+    "source_row_id": "1",
+    "order_id": "100",
+    "customer_id": "7",
+    "product_id": "3",
+    "sku": "SKU-0003",
+    "category": "books",
+    "quantity": "2",
+    "amount": "19.90",
+    "status": "paid",
+    "refunded_amount": "0.00",
+    "created_at": "2026-11-13 09:00:00+00",
+    "updated_at": "2026-11-13 09:00:00+00",
+}
+
+
+@pytest.fixture(scope="module")
+def database(pg_server):
+    name = "shopstream_contract"
+    pg_server.ensure_database(name)
+    with pg_server.connect(name) as conn, conn.cursor() as cur:
+        cur.execute(sql("warehouse_schema.sql"))
+        cur.execute(
+            "INSERT INTO gold.customers VALUES (7, 'a@example.com', 'A', 'DE', now(), now()) ON CONFLICT DO NOTHING"
+        )
+    return name
+
+
+@pytest.fixture
+def conn(pg_server, database):
+    connection = pg_server.connect(database)
+    with connection.cursor() as cur:
+        cur.execute("CREATE TABLE staging.orders_raw_test (" + ", ".join(f"{c} text" for c in RAW_ORDER_COLUMNS) + ")")
+    yield connection
+    connection.rollback()
+    connection.close()
+
+
+def problems(conn, *rows: dict) -> list[str | None]:
+    """The problem the contract finds in each row, in order."""
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE staging.orders_raw_test")
+        for index, row in enumerate(rows, start=1):
+            values = {**GOOD, "source_row_id": str(index), **row}
+            columns = list(values)
+            placeholders = ", ".join(["%s"] * len(columns))
+            cur.execute(
+                f"INSERT INTO staging.orders_raw_test ({', '.join(columns)}) VALUES ({placeholders})",
+                [values[c] for c in columns],
+            )
+    check_rows(
+        conn,
+        "gold.orders",
+        "staging.orders_raw_test",
+        "staging.orders_checked_test",
+        order_by="source_row_id",
+        supplied=("loaded_at",),
+    )
+    with conn.cursor() as cur:
+        cur.execute("SELECT problem FROM staging.orders_checked_test ORDER BY source_row_id::int")
+        return [row[0] for row in cur.fetchall()]
+
+
+def test_a_row_that_keeps_every_constraint_has_no_problem(conn):
+    assert problems(conn, {}) == [None]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"customer_id": None}, "customer_id is missing"),
+        ({"sku": None}, "sku is missing"),
+        ({"category": None}, "category is missing"),
+        ({"quantity": "2147483648"}, "quantity is not a valid integer: '2147483648'"),
+        ({"amount": "12345678901.00"}, "amount is not a valid numeric(12,2): '12345678901.00'"),
+        ({"amount": "12,5"}, "amount is not a valid numeric(12,2): '12,5'"),
+        ({"created_at": "2026-02-30 10:00"}, "created_at is not a valid timestamp with time zone: '2026-02-30 10:00'"),
+        ({"customer_id": "99"}, "customer_id='99' is in no row of gold.customers (orders_customer_known)"),
+        ({"amount": "-1.00"}, "breaks amount_not_negative ((amount >= (0)::numeric)): amount='-1.00'"),
+        ({"status": "teleported"}, "breaks known_status"),
+        ({"refunded_amount": "20.00"}, "breaks refund_within_amount"),
+    ],
+)
+def test_each_constraint_of_gold_orders_is_checked(conn, change, reason):
+    (problem,) = problems(conn, change)
+    assert problem is not None and problem.startswith(reason)
+
+
+def test_the_second_row_of_a_key_is_a_duplicate(conn):
+    assert problems(conn, {}, {"status": "shipped"}) == [None, "duplicate order_id (another row of the batch has it)"]
+
+
+def test_a_not_null_column_added_to_the_schema_is_checked(conn):
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE gold.orders ADD COLUMN channel text NOT NULL DEFAULT 'web'")
+        cur.execute("ALTER TABLE staging.orders_raw_test ADD COLUMN channel text")
+    assert problems(conn, {"channel": "app"}, {"channel": None}) == [None, "channel is missing"]
+
+
+def test_a_reference_added_to_the_schema_is_checked(conn):
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE gold.products_test (product_id bigint PRIMARY KEY)")
+        cur.execute("INSERT INTO gold.products_test VALUES (3)")
+        cur.execute(
+            "ALTER TABLE gold.orders ADD CONSTRAINT orders_product_known"
+            " FOREIGN KEY (product_id) REFERENCES gold.products_test (product_id)"
+        )
+    assert problems(conn, {}, {"order_id": "101", "product_id": "4"}) == [
+        None,
+        "product_id='4' is in no row of gold.products_test (orders_product_known)",
+    ]
+
+
+def test_a_check_added_to_the_schema_is_checked(conn):
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE gold.orders ADD CONSTRAINT sane_quantity CHECK (quantity <= 1000)")
+    assert problems(conn, {"quantity": "1000"}, {"order_id": "101", "quantity": "1001"}) == [
+        None,
+        "breaks sane_quantity ((quantity <= 1000)): quantity='1001'",
+    ]
+
+
+def test_a_required_column_the_rows_do_not_have_cannot_be_checked(conn):
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE gold.orders ADD COLUMN channel text NOT NULL DEFAULT 'web'")
+        cur.execute("ALTER TABLE gold.orders ALTER COLUMN channel DROP DEFAULT")
+    with pytest.raises(ContractError, match=r"gold\.orders requires channel"):
+        problems(conn, {})
+
+
+def test_postgres_15_finds_the_same_problems_as_16(conn):
+    rows = [{}, {"quantity": "2147483648"}, {"amount": "1e3"}, {"created_at": "never"}, {"amount": "12345678901"}]
+    problems(conn, *rows)  # fills the staging table
+    with conn.cursor() as cur:
+        contract = read_contract(cur, "gold.orders")
+        found = {}
+        for version in (150000, 160000):
+            query = problems_query(
+                contract, "staging.orders_raw_test", list(RAW_ORDER_COLUMNS), order_by="source_row_id",
+                server_version=version, supplied=("loaded_at",),
+            )  # fmt: skip
+            cur.execute(query + pgsql_order())
+            found[version] = [row[-1] for row in cur.fetchall()]
+    assert found[150000] == found[160000]
+    assert found[160000][0] is None and all(found[160000][1:])
+
+
+def pgsql_order():
+    from psycopg2 import sql as pgsql
+
+    return pgsql.SQL(" ORDER BY r.source_row_id::int")
