@@ -1,0 +1,13 @@
+"""Airflow's cluster policies for this project (Airflow imports this module from plugins/).
+
+Every task fails at once, without retries, on a constraint or data error from the warehouse:
+retrying cannot fix bad data, and the message names the table, the constraint and a few keys.
+"""
+
+from __future__ import annotations
+
+
+def task_policy(task) -> None:
+    from include.shopstream.warehouse import fail_fast_on_data_errors
+
+    fail_fast_on_data_errors(task)
