@@ -34,7 +34,7 @@ DETAIL_LIMIT = 2000
 # The time bound of one alert: Slack (two tries) and PagerDuty (two tries), each try with this
 # connect/read timeout, plus their short pauses between tries. tests/alerting measures it.
 HTTP_TIMEOUT_SECONDS = 5
-DELIVERY_BOUND_SECONDS = 4 * HTTP_TIMEOUT_SECONDS + 5
+DELIVERY_BOUND_SECONDS = 4 * HTTP_TIMEOUT_SECONDS + 10
 
 
 def clip(text: str, limit: int) -> str:

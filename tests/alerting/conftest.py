@@ -7,6 +7,8 @@ import urllib.request
 
 import pytest
 
+from tests.alerting import pagerduty_schema
+
 ROUTING_KEY = "local-dev-routing-key"
 
 
@@ -20,10 +22,15 @@ class Sink:
             return json.load(response)
 
     def since(self, before: int) -> tuple[list[str], list[dict]]:
-        """(Slack texts, PagerDuty events) received after the first ``before`` messages."""
+        """(Slack texts, PagerDuty events) received after the first ``before`` messages.
+
+        Every PagerDuty event is checked against PagerDuty's published schema on the way.
+        """
         new = self.messages()[before:]
         slack = [m["body"]["text"] for m in new if m["path"].startswith("/slack")]
         pager = [m["body"] for m in new if m["path"].startswith("/pagerduty")]
+        for event in pager:
+            assert pagerduty_schema.problems(event) == [], event
         return slack, pager
 
     def connections(self) -> dict[str, str]:
