@@ -47,12 +47,12 @@ def failure_context(
     return context
 
 
-class BrokenStr(Exception):
+class BrokenStrError(Exception):
     def __str__(self) -> str:
         raise RuntimeError("__str__ itself fails")
 
 
-class BrokenStrAndRepr(BrokenStr):
+class BrokenStrAndReprError(BrokenStrError):
     def __repr__(self) -> str:
         raise RuntimeError("__repr__ fails too")
 
@@ -66,8 +66,8 @@ CASES = {
     "10,000 characters": (RuntimeError("x" * 10_000), "RuntimeError: " + "x" * 100),
     "unicode": (ValueError(EMOJI), f"ValueError: {EMOJI}"),
     "non-string args": (KeyError(42, None, {"a": 1}), "KeyError: (42, None, {'a': 1})"),
-    "__str__ raises": (BrokenStr(), "BrokenStr"),
-    "__str__ and __repr__ raise": (BrokenStrAndRepr(), "BrokenStrAndRepr"),
+    "__str__ raises": (BrokenStrError(), "BrokenStrError"),
+    "__str__ and __repr__ raise": (BrokenStrAndReprError(), "BrokenStrAndReprError"),
     "a string, as Airflow passes for zombies": ("Detected zombie job", "Detected zombie job"),
     "no exception at all": (None, None),
 }
