@@ -230,7 +230,9 @@ def pagerduty_event(action: str, details: dict[str, Any], summary: str, key: str
         "source": SOURCE,
     }
     if action == "trigger":
-        event["custom_details"] = {name: clip(str(value), DETAIL_LIMIT) for name, value in details.items()}
+        event["custom_details"] = {
+            name: clip(value, DETAIL_LIMIT) if isinstance(value, str) else value for name, value in details.items()
+        }
         event["links"] = [{"href": details["log_url"], "text": "Airflow log"}]
     return event
 

@@ -5,7 +5,7 @@ found nor pulled (no registry access), the stand-in runtime (tests/containers/as
 is tagged with that name for this one build, then untagged.
 
 ``test``: ``build``, then
-1. ``airflow dags list-import-errors`` is empty and the four DAGs are listed, in the image;
+1. ``airflow dags list-import-errors`` is empty and the five DAGs are listed, in the image;
 2. ``pytest .astro/test_dag_integrity_default.py`` (``astro dev parse``) and ``pytest tests/``
    (``astro dev pytest``), each in a fresh container with dags/, tests/, include/, plugins/
    and .astro/ copied in;
@@ -33,7 +33,13 @@ import psycopg2.extras
 PROJECT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 IMAGE = os.environ.get("SHOPSTREAM_IMAGE", "shopstream-platform:local")
-DAGS = {"sales_core_pipeline", "inventory_mgmt_pipeline", "analytics_and_reporting_pipeline", "observability_pipeline"}
+DAGS = {
+    "sales_core_pipeline",
+    "inventory_mgmt_pipeline",
+    "analytics_and_reporting_pipeline",
+    "observability_pipeline",
+    "ingest_deadline",
+}
 COPIED_IN = ("dags", "tests", "include", "plugins", ".astro")
 COMPOSE_PROJECT = "shopstream-image-test"
 CHAIN_TIMEOUT = 1200
