@@ -35,3 +35,19 @@ def test_an_order_of_an_unknown_customer_fails_the_run(platform):
     assert states["__run__"] == "failed"
     assert states["data_quality_checks.orders_table"] == "failed"
     assert states["data_quality_checks.customer_360_table"] == "success"
+
+
+def test_an_order_of_a_product_missing_from_the_catalogue_fails_the_run(platform):
+    platform.warehouse(
+        "INSERT INTO gold.orders SELECT order_id + 998000000000, customer_id, 424243, 'SKU-NOWHERE', category,"
+        " quantity, amount, status, refunded_amount, created_at, updated_at, loaded_at FROM gold.orders LIMIT 1"
+    )
+    try:
+        states = platform.run_dag(
+            "observability_pipeline", datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+        )
+    finally:
+        platform.warehouse("DELETE FROM gold.orders WHERE product_id = 424243")
+    assert states["__run__"] == "failed"
+    assert states["data_quality_checks.orders_table"] == "failed"
+    assert "every_product_in_catalogue" in states["__log__"]
