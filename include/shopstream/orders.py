@@ -35,6 +35,11 @@ CUSTOMER_STAGING_COLUMNS = [
     *(Column(name, DateTime(timezone=True)) for name in ("created_at", "updated_at")),
 ]
 
+# How the CSV extracts are read: every value as the text it is. pandas' defaults would turn
+# "NA", "null", "None" or "N/A" (a name, a category) into a missing value, and "007" into 7.
+# An empty field is missing: CSV cannot tell an empty text from NULL.
+TEXT_AS_IS = PandasLoadOptions(dtype=str, kwargs={"keep_default_na": False, "na_values": [""]})
+
 RAW_ORDERS = f"raw/orders/ds={PARTITION}"
 QUARANTINE_FILE = f"quarantine/orders/ds={PARTITION}/rejected.csv"
 
@@ -151,6 +156,7 @@ def orders_etl():
         output_table=table("customers_raw", STAGING, columns=CUSTOMER_STAGING_COLUMNS),
         if_exists="replace",
         use_native_support=False,
+        load_options=TEXT_AS_IS,
     )
     customers_merged = aql.merge(
         task_id="merge_customers",
@@ -169,7 +175,7 @@ def orders_etl():
         output_table=_text_table("orders_raw", RAW_ORDER_COLUMNS),
         if_exists="replace",
         use_native_support=False,
-        load_options=PandasLoadOptions(dtype=str),
+        load_options=TEXT_AS_IS,
     )
     has_orders(extracted) >> orders_staged
 
