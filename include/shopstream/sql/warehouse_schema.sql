@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS gold.customers (
 -- gold.orders is orders_etl's contract (include/shopstream/contract.py reads it from here):
 -- every incoming order must keep every constraint below. So each column that a report or a
 -- feature needs is declared here: sku and category, which daily_reports, customer_360 and
--- weekly_top_products group by into NOT NULL columns; the customer that customer_360 joins on.
+-- weekly_top_products group by into NOT NULL columns; the customer that customer_360 joins on;
+-- a created_at that pandas can hold (the features read it; pandas stops at 1677 and 2262).
 CREATE TABLE IF NOT EXISTS gold.orders (
     order_id        bigint PRIMARY KEY,
     customer_id     bigint NOT NULL
@@ -37,28 +38,9 @@ CREATE TABLE IF NOT EXISTS gold.orders (
     loaded_at       timestamptz NOT NULL,
     CONSTRAINT amount_not_negative CHECK (amount >= 0),
     CONSTRAINT known_status CHECK (status IN ('placed', 'paid', 'shipped', 'delivered', 'cancelled', 'refunded')),
-    CONSTRAINT refund_within_amount CHECK (refunded_amount >= 0 AND refunded_amount <= amount)
+    CONSTRAINT refund_within_amount CHECK (refunded_amount >= 0 AND refunded_amount <= amount),
+    CONSTRAINT created_at_in_range CHECK (created_at >= '1970-01-01' AND created_at < '2200-01-01')
 );
-
--- Warehouses created before these constraints get them here; NOT VALID leaves old rows alone
--- (data_quality_checks still judges those) and holds every new one to them.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'gold.orders'::regclass
-                   AND conname = 'orders_customer_known') THEN
-        ALTER TABLE gold.orders ADD CONSTRAINT orders_customer_known
-            FOREIGN KEY (customer_id) REFERENCES gold.customers (customer_id) NOT VALID;
-        ALTER TABLE gold.orders ADD CONSTRAINT amount_not_negative CHECK (amount >= 0) NOT VALID;
-        ALTER TABLE gold.orders ADD CONSTRAINT known_status
-            CHECK (status IN ('placed', 'paid', 'shipped', 'delivered', 'cancelled', 'refunded')) NOT VALID;
-        ALTER TABLE gold.orders ADD CONSTRAINT refund_within_amount
-            CHECK (refunded_amount >= 0 AND refunded_amount <= amount) NOT VALID;
-        IF NOT EXISTS (SELECT 1 FROM gold.orders WHERE sku IS NULL OR category IS NULL) THEN
-            ALTER TABLE gold.orders ALTER COLUMN sku SET NOT NULL, ALTER COLUMN category SET NOT NULL;
-        END IF;
-    END IF;
-END
-$$;
 
 -- Whether a text is a valid input of a type, for the contract on Postgres 15 (16 has
 -- pg_input_is_valid, which the contract uses there).
@@ -132,8 +114,39 @@ CREATE TABLE IF NOT EXISTS gold.weekly_top_products (
     rank       integer NOT NULL,
     sku        text NOT NULL,
     category   text NOT NULL,
-    units      integer NOT NULL,
+    units      bigint NOT NULL,
     revenue    numeric(14, 2) NOT NULL,
     loaded_at  timestamptz NOT NULL,
     PRIMARY KEY (week_start, rank)
 );
+
+-- Warehouses created before these constraints and types get them here; NOT VALID leaves old rows
+-- alone (data_quality_checks still judges those) and holds every new one to them.
+DO $$
+DECLARE
+    wanted text[][] := ARRAY[
+        ['orders_customer_known', 'FOREIGN KEY (customer_id) REFERENCES gold.customers (customer_id)'],
+        ['amount_not_negative', 'CHECK (amount >= 0)'],
+        ['known_status', 'CHECK (status IN (''placed'', ''paid'', ''shipped'', ''delivered'', ''cancelled'', ''refunded''))'],
+        ['refund_within_amount', 'CHECK (refunded_amount >= 0 AND refunded_amount <= amount)'],
+        ['created_at_in_range', 'CHECK (created_at >= ''1970-01-01'' AND created_at < ''2200-01-01'')']
+    ];
+BEGIN
+    FOR i IN 1 .. array_length(wanted, 1) LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'gold.orders'::regclass
+                       AND conname = wanted[i][1]) THEN
+            EXECUTE format('ALTER TABLE gold.orders ADD CONSTRAINT %I %s NOT VALID', wanted[i][1], wanted[i][2]);
+        END IF;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'gold.orders'::regclass
+               AND attname IN ('sku', 'category') AND NOT attnotnull)
+       AND NOT EXISTS (SELECT 1 FROM gold.orders WHERE sku IS NULL OR category IS NULL) THEN
+        ALTER TABLE gold.orders ALTER COLUMN sku SET NOT NULL, ALTER COLUMN category SET NOT NULL;
+    END IF;
+    -- A week's units of one product can pass the integer range even when each order's cannot.
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'gold.weekly_top_products'::regclass
+               AND attname = 'units' AND atttypid = 'integer'::regtype) THEN
+        ALTER TABLE gold.weekly_top_products ALTER COLUMN units TYPE bigint;
+    END IF;
+END
+$$;

@@ -3,7 +3,7 @@ SELECT CAST({{ week_start }} AS date) AS week_start,
        row_number() OVER (ORDER BY sum(amount) DESC, sku)::integer AS rank,
        sku,
        min(category) AS category,
-       sum(quantity)::integer AS units,
+       sum(quantity)::bigint AS units,
        sum(amount)::numeric(14, 2) AS revenue,
        now() AS loaded_at
 FROM {{ gold_orders }}
