@@ -138,11 +138,10 @@ def slack(severity: str, headline: str, details: dict[str, Any]) -> bool:
 
     Returns whether Slack took it; never raises.
     """
-    lines = [
-        f"{ICONS.get(severity, '')} *{severity.upper()}*: {clip(headline, 300)}",
-        f"DAG `{details['dag']}` | task `{details['task']}` | logical date {details['logical_date']}"
-        f" | try {details['try_number']} of {details['max_tries']}",
-    ]
+    where = f"DAG `{details['dag']}` | task `{details['task']}` | logical date {details['logical_date']}"
+    if details.get("max_tries"):  # a deadline is no task try
+        where += f" | try {details['try_number']} of {details['max_tries']}"
+    lines = [f"{ICONS.get(severity, '')} *{severity.upper()}*: {clip(headline, 300)}", where]
     if details.get("error"):
         lines.append(f"Error: {details['error']}")
     lines.append(f"Log: {details['log_url']}")

@@ -67,6 +67,7 @@ def test_a_late_ingest_pages_at_four_and_not_before(play):
     assert len(slack) == 1 and slack[0].startswith(":rotating_light: *CRITICAL*"), slack
     assert "ingest of 2030-03-04 is not done by 04:00 UTC" in slack[0]
     assert "is running" in slack[0]
+    assert "| try " not in slack[0], "a deadline is no task try"
     assert [(e["event_action"], e["dedup_key"], e["payload"]["severity"]) for e in pager] == [
         ("trigger", KEY.format("2030-03-04"), "critical")
     ]

@@ -97,8 +97,9 @@ def orders_table_hidden(platform):
 
 
 def test_sales_pages_once_after_the_last_retry_and_resolves_on_success(platform, orders_table_hidden):
-    logical = datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC)
-    key = f"shopstream/sales_core_pipeline/orders_etl.extract_orders/{logical.isoformat()}"
+    # One incident per business date: the run's data interval starts on DAY at 02:00.
+    business = datetime.combine(DAY, time(2), tzinfo=UTC)
+    key = f"shopstream/sales_core_pipeline/orders_etl.extract_orders/{business.isoformat()}"
     before = len(inbox(platform))
 
     failed = platform.run_sales(DAY)

@@ -1,0 +1,65 @@
+"""Why the 04:00 page is a DAG of its own: Airflow 2.10's SLA check, in the ordinary history.
+
+These tests pin Airflow's behaviour, not ours: ``DagFileProcessor.manage_slas`` with the clock
+frozen, yesterday's ingest done and today's still running at 04:01. If a later Airflow 2 ever
+records the miss on the day, they fail and the README's reasoning should be revisited.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.conftest import PROJECT
+
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+
+DAG_FILE = """
+from datetime import timedelta
+
+import pendulum
+from airflow.decorators import dag, task
+
+
+@dag(dag_id="sla_probe", schedule="0 2 * * *", start_date=pendulum.datetime(2030, 1, 1, tz="UTC"), catchup=False)
+def sla_probe():
+    @task(sla=timedelta(hours={hours}))
+    def ingest():
+        pass
+
+    ingest()
+
+
+sla_probe()
+"""
+
+
+def sla_misses(airflow_stack, tmp_path, hours: int) -> dict[str, list[str]]:
+    folder = tmp_path / f"sla_{hours}h"
+    folder.mkdir()
+    (folder / "sla_probe.py").write_text(textwrap.dedent(DAG_FILE.format(hours=hours)))
+    env = {**airflow_stack.airflow_env(), "PYTHONPATH": str(PROJECT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.alerting.sla_probe", str(folder)],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_an_sla_meaning_four_oclock_records_nothing_on_the_day(airflow_stack, tmp_path):
+    # sla=26h is 04:00 counted from the logical date (the data interval's start, a day earlier).
+    assert sla_misses(airflow_stack, tmp_path, 26) == {"2031-01-15T04:01:00+00:00": [], "2031-01-15T23:59:00+00:00": []}
+
+
+def test_an_sla_of_two_hours_fires_at_four_but_files_the_miss_under_tomorrows_run(airflow_stack, tmp_path):
+    misses = sla_misses(airflow_stack, tmp_path, 2)
+    assert misses["2031-01-15T04:01:00+00:00"] == ["2031-01-15T02:00:00+00:00"], "the run that starts tomorrow"
