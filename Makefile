@@ -46,9 +46,11 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-lock: $(STAMP) ## Regenerate requirements.lock from requirements-dev.in (and requirements.txt)
+lock: $(STAMP) ## Regenerate requirements.lock (requirements-dev.in, requirements.txt) and the runtime's package set
 	$(BIN)/uv pip compile requirements-dev.in --python-version 3.11 --universal \
 		--custom-compile-command "make lock" --quiet -o requirements.lock
+	cd tests/containers/astro-runtime && ../../../$(BIN)/uv pip compile runtime-packages.txt \
+		--python-version 3.11 --universal --custom-compile-command "make lock" --quiet -o runtime-constraints.txt
 
 seed: $(STAMP) ## Seed the running platform's source database (idempotent; DAYS=21)
 	$(BIN)/python -m localdev.seed --days $(or $(DAYS),21)

@@ -1,7 +1,8 @@
 """requirements.txt installs on the Astro Runtime's own packages without moving Airflow.
 
 The runtime's ONBUILD step runs ``pip install -r requirements.txt`` in an environment that already
-holds Airflow 2.10.5 and Astronomer's providers (tests/containers/astro-runtime/runtime-packages.txt).
+holds Airflow 2.10.5 and Astronomer's providers (tests/containers/astro-runtime/runtime-packages.txt,
+at the versions of runtime-constraints.txt beside it, which the stand-in runtime image also installs).
 pip keeps an installed package only while it satisfies every requirement; when a provider pinned
 here needs a newer dependency than the runtime ships, pip takes that dependency at its newest, and
 if the newest needs a newer Airflow, pip upgrades Airflow too. This test replays that install as a
@@ -25,7 +26,8 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import PROJECT
 
-RUNTIME_PACKAGES = PROJECT / "tests" / "containers" / "astro-runtime" / "runtime-packages.txt"
+RUNTIME = PROJECT / "tests" / "containers" / "astro-runtime"
+RUNTIME_PACKAGES, RUNTIME_CONSTRAINTS = RUNTIME / "runtime-packages.txt", RUNTIME / "runtime-constraints.txt"
 
 # uv (installed by `make venv`) builds the runtime's environment; it is not in the image.
 pytestmark = [pytest.mark.network, pytest.mark.devtools, pytest.mark.timeout(900)]
@@ -47,7 +49,7 @@ def runtime_environment(folder: Path) -> tuple[Path, dict[str, str]]:
     """A virtual environment holding the runtime's package set; its python and what it holds."""
     run(uv(), "venv", "--quiet", "--seed", "--python", sys.executable, folder)
     python = folder / "bin" / "python"
-    run(uv(), "pip", "install", "--quiet", "--python", python, "-r", RUNTIME_PACKAGES)
+    run(uv(), "pip", "install", "--quiet", "--python", python, "-r", RUNTIME_PACKAGES, "-c", RUNTIME_CONSTRAINTS)
     listed = json.loads(run(uv(), "pip", "list", "--python", python, "--format", "json").stdout)
     return python, {canonicalize_name(p["name"]): p["version"] for p in listed}
 

@@ -69,14 +69,6 @@ build_folder() {  # image folder [extra build-context files...]
     rm -rf "$context"
 }
 
-runtime_constraints() {
-    # The stand-in runtime's Airflow gets the versions requirements.lock pins.
-    local file
-    file="$(mktemp -d)/constraints.txt"
-    grep -E '^[A-Za-z0-9]' "$PROJECT/requirements.lock" >"$file"
-    echo "$file"
-}
-
 wanted=("$@")
 [ ${#wanted[@]} -gt 0 ] || wanted=(postgres moto)
 build_base
@@ -86,11 +78,7 @@ for name in "${wanted[@]}"; do
         postgres) build_folder "$POSTGRES_IMAGE" postgres ;;
         moto) build_folder "$MOTO_IMAGE" moto ;;
         python) build_folder "$PYTHON_IMAGE" python ;;
-        astro-runtime)
-            constraints="$(runtime_constraints)"
-            build_folder "$RUNTIME_IMAGE" astro-runtime "$constraints"
-            rm -rf "$(dirname "$constraints")"
-            ;;
+        astro-runtime) build_folder "$RUNTIME_IMAGE" astro-runtime ;;
         *) echo "build.sh: unknown image '$name' (expected: base, postgres, moto, python, astro-runtime)" >&2; exit 2 ;;
     esac
 done

@@ -5,7 +5,8 @@ found nor pulled (no registry access), the stand-in runtime (tests/containers/as
 is tagged with that name for this one build, then untagged.
 
 ``test``: ``build``, then
-1. ``airflow dags list-import-errors`` is empty and the five DAGs are listed, in the image;
+1. Airflow is still 2.10.5 after the runtime's ONBUILD installed requirements.txt,
+   ``airflow dags list-import-errors`` is empty and the five DAGs are listed, in the image;
 2. ``pytest .astro/test_dag_integrity_default.py`` (``astro dev parse``) and ``pytest tests/``
    (``astro dev pytest``), each in a fresh container with dags/, tests/, include/, plugins/
    and .astro/ copied in;
@@ -40,6 +41,7 @@ DAGS = {
     "observability_pipeline",
     "ingest_deadline",
 }
+AIRFLOW_VERSION = "2.10.5"
 COPIED_IN = ("dags", "tests", "include", "plugins", ".astro")
 COMPOSE_PROJECT = "shopstream-image-test"
 CHAIN_TIMEOUT = 1200
@@ -133,19 +135,26 @@ def check_dags() -> None:
         "bash",
         "-c",
         "export AIRFLOW__LOGGING__LOGGING_LEVEL=ERROR; airflow db migrate >/dev/null"
+        " && echo '---version' && airflow version"
         " && echo '---errors' && airflow dags list-import-errors -o json"
         " && echo '---dags' && airflow dags list -o json",
     )
     if result.returncode != 0:
         raise VerifyError("listing the DAGs in the image failed")
-    errors_section, dags_section = result.stdout.split("---errors", 1)[1].split("---dags", 1)
+    version_section, rest = result.stdout.split("---version", 1)[1].split("---errors", 1)
+    errors_section, dags_section = rest.split("---dags", 1)
+    version = version_section.strip().splitlines()[-1]
+    if version != AIRFLOW_VERSION:
+        raise VerifyError(
+            f"installing requirements.txt moved the runtime's Airflow to {version}, not {AIRFLOW_VERSION}"
+        )
     errors = json_output(errors_section)
     dags = {d["dag_id"] for d in json_output(dags_section)}
     if errors:
         raise VerifyError(f"import errors in the image: {errors}")
     if not dags >= DAGS:
         raise VerifyError(f"the image lists {sorted(dags)}, missing {sorted(DAGS - dags)}")
-    print(f"no import errors; DAGs: {', '.join(sorted(dags))}")
+    print(f"Airflow {version}; no import errors; DAGs: {', '.join(sorted(dags))}")
 
 
 def check_pytest() -> None:
