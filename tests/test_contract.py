@@ -165,3 +165,51 @@ def pgsql_order():
     from psycopg2 import sql as pgsql
 
     return pgsql.SQL(" ORDER BY r.source_row_id::int")
+
+
+ITEM = {"sku": "A", "warehouse": "AMS", "on_hand": 3, "reserved": 1, "as_of": "2026-11-13T08:00:00Z"}
+
+
+def item_problems(conn, *items: dict) -> list[str]:
+    from include.shopstream.inventory import item_problems as check
+
+    return check(conn, [{**ITEM, **item} for item in items])
+
+
+def test_inventory_items_are_checked_against_gold_inventory(conn):
+    assert item_problems(conn, {}, {"sku": "B"}) == []
+    assert item_problems(
+        conn,
+        {"reserved": 5},
+        {"sku": ""},
+        {"sku": 7},
+        {"on_hand": None},
+        {"on_hand": 2.5},
+        {"on_hand": True},
+        {"reserved": 2**31},
+        {"as_of": "soon"},
+        {"warehouse": None, "sku": "C"},
+    ) == [
+        "items[0]: breaks reserved_within_stock ((reserved <= on_hand)): reserved='5', on_hand='3'",
+        "items[1]: breaks sku_not_empty ((sku <> ''::text)): sku=''",
+        "items[2]: sku is not a text: 7",
+        "items[3]: on_hand is missing",
+        "items[4]: on_hand is not a valid integer: '2.5'",
+        "items[5]: on_hand is not a valid integer: 'True'",
+        "items[6]: reserved is not a valid integer: '2147483648'",
+        "items[7]: as_of is not a valid timestamp with time zone: 'soon'",
+        "items[8]: warehouse is missing",
+    ]
+
+
+def test_a_sku_twice_in_one_answer_is_caught(conn):
+    assert item_problems(conn, {}, {"on_hand": 4}) == ["items[1]: duplicate sku (another row of the batch has it)"]
+
+
+def test_a_check_added_to_gold_inventory_is_checked(conn):
+    with conn.cursor() as cur:
+        cur.execute("ALTER TABLE gold.inventory ADD CONSTRAINT known_warehouse CHECK (warehouse IN ('AMS', 'BER'))")
+    # item_problems rolls back its own work: the constraint must be there when it reads the catalog.
+    assert item_problems(conn, {"warehouse": "XYZ"}) == [
+        "items[0]: breaks known_warehouse ((warehouse = ANY (ARRAY['AMS'::text, 'BER'::text]))): warehouse='XYZ'"
+    ]

@@ -2,7 +2,8 @@
 
 The inventory API times out or errors on about one call in ten. A failed call raises, so the
 DAG's retry policy applies; a response that breaks the contract is quarantined whole and the
-task fails, so gold.inventory is never half-loaded.
+task fails, so gold.inventory is never half-loaded. The contract on each item is gold.inventory's
+definition, read from the warehouse's catalog (include/shopstream/contract.py), as for orders.
 """
 
 from __future__ import annotations
@@ -39,39 +40,77 @@ STOCK_STAGING_COLUMNS = [
 ]
 
 
+# What each item of the API's answer gives gold.inventory (as_of comes with the page).
+ITEM_FIELDS = ("sku", "warehouse", "on_hand", "reserved", "as_of")
+
+
 def contract_problems(payload: object) -> list[str]:
-    """What is wrong with one page of the inventory API's answer (empty when nothing is)."""
+    """What is wrong with the shape of one page of the inventory API's answer (empty when nothing is)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("items"), list):
         return ["the response is not an object with an 'items' list"]
-    problems = []
-    for index, item in enumerate(payload["items"]):
-        if not isinstance(item, dict):
-            problems.append(f"items[{index}] is not an object")
-            continue
-        sku, on_hand, reserved = item.get("sku"), item.get("on_hand"), item.get("reserved")
-        if not isinstance(sku, str) or not sku:
-            problems.append(f"items[{index}] has no sku")
-        if not isinstance(item.get("warehouse"), str):
-            problems.append(f"items[{index}] has no warehouse")
-        for name, value in (("on_hand", on_hand), ("reserved", reserved)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"items[{index}].{name} is not a count: {value!r}")
-        if isinstance(on_hand, int) and isinstance(reserved, int) and reserved > on_hand:
-            problems.append(f"items[{index}] reserves more than it has")
-    return problems
+    return [
+        f"items[{index}] is not an object" for index, item in enumerate(payload["items"]) if not isinstance(item, dict)
+    ]
+
+
+def item_problems(conn, items: list[dict]) -> list[str]:
+    """Each item that breaks gold.inventory's contract, with the first way it does (empty when none does).
+
+    The items are checked in the warehouse as text, by the same query as orders' rows: NOT NULL,
+    fit to the column's type, CHECK constraints, one item per SKU.
+    """
+    from psycopg2 import sql as pgsql
+    from psycopg2.extras import execute_values
+
+    from include.shopstream.contract import problems_query, read_contract
+
+    problems: dict[int, str] = {}
+    with conn.cursor() as cur:
+        contract = read_contract(cur, f"{GOLD}.inventory")
+        fields = [c.name for c in contract.columns if c.name in ITEM_FIELDS]
+        rows = []
+        for index, item in enumerate(items):
+            for name in fields:
+                value = item.get(name)
+                if contract.column(name).type == "text" and value is not None and not isinstance(value, str):
+                    problems.setdefault(index, f"{name} is not a text: {value!r}")
+            rows.append([str(index), *(None if item.get(n) is None else str(item.get(n)) for n in fields)])
+        columns = ["item_index", *fields]
+        cur.execute(
+            pgsql.SQL("CREATE TEMP TABLE inventory_items ({}) ON COMMIT DROP").format(
+                pgsql.SQL(", ").join(pgsql.SQL("{} text").format(pgsql.Identifier(c)) for c in columns)
+            )
+        )
+        if rows:
+            execute_values(cur, "INSERT INTO inventory_items VALUES %s", rows)
+        query = problems_query(
+            contract,
+            "inventory_items",
+            columns,
+            order_by="item_index",
+            server_version=conn.server_version,
+            supplied=("available", "loaded_at"),
+        )
+        cur.execute(pgsql.SQL("SELECT item_index, problem FROM ({}) AS checked").format(query))
+        for index, problem in cur.fetchall():
+            if problem:
+                problems.setdefault(int(index), problem)
+    conn.rollback()  # the temporary table goes with the transaction
+    return [f"items[{index}]: {problem}" for index, problem in sorted(problems.items())]
 
 
 @task(pool="inventory_api")
 def fetch_stock(ts_nodash=None) -> dict:
     """Page through the inventory API; land the stock in raw/, or quarantine a bad answer and fail."""
     import json
+    from contextlib import closing
 
     import requests
     from airflow.exceptions import AirflowException, AirflowFailException
     from airflow.models import Variable
     from airflow.providers.http.hooks.http import HttpHook
 
-    from include.shopstream.warehouse import BUCKET, INVENTORY_API_CONN_ID, lake_hook
+    from include.shopstream.warehouse import BUCKET, INVENTORY_API_CONN_ID, data_errors_fail, lake_hook, warehouse_hook
 
     hook = HttpHook(method="GET", http_conn_id=INVENTORY_API_CONN_ID)
     timeout = float(Variable.get("shopstream_inventory_api_timeout_seconds", default_var="10"))
@@ -100,6 +139,17 @@ def fetch_stock(ts_nodash=None) -> dict:
         as_of = payload.get("as_of")
         items.extend({**item, "as_of": as_of} for item in payload["items"])
         page = payload.get("next_page")
+    with data_errors_fail(), closing(warehouse_hook().get_conn()) as conn:
+        problems = item_problems(conn, items)
+    if problems:
+        key = f"quarantine/inventory/ts={ts_nodash}/items.json"
+        lake_hook().load_string(
+            json.dumps({"problems": problems, "items": items}, default=str), key=key, bucket_name=BUCKET, replace=True
+        )
+        raise AirflowFailException(
+            f"{len(problems)} of the inventory API's {len(items)} items broke gold.inventory's contract (first: "
+            f"{problems[0]}); nothing was loaded. The items and problems are in s3://{BUCKET}/{key}"
+        )
     key = f"raw/inventory/ts={ts_nodash}/stock.ndjson"
     lake_hook().load_string("\n".join(json.dumps(i) for i in items), key=key, bucket_name=BUCKET, replace=True)
     print(f"landed stock for {len(items)} SKUs as of {as_of} in s3://{BUCKET}/{key}")

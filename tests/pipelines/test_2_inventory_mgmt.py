@@ -14,16 +14,10 @@ from tests.pipelines.conftest import DATA, INVENTORY_SEED
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 
-def test_a_response_that_breaks_the_contract_is_named():
+def test_a_response_of_the_wrong_shape_is_named():
     assert contract_problems({"items": "nope"}) == ["the response is not an object with an 'items' list"]
-    assert contract_problems(
-        {"items": [{"sku": "A", "warehouse": "AMS", "on_hand": 3, "reserved": 5}, {"sku": "", "warehouse": "AMS"}]}
-    ) == [
-        "items[0] reserves more than it has",
-        "items[1] has no sku",
-        "items[1].on_hand is not a count: None",
-        "items[1].reserved is not a count: None",
-    ]
+    assert contract_problems(None) == ["the response is not an object with an 'items' list"]
+    assert contract_problems({"items": [{"sku": "A"}, 3]}) == ["items[1] is not an object"]
     assert contract_problems({"items": [{"sku": "A", "warehouse": "AMS", "on_hand": 3, "reserved": 1}]}) == []
 
 

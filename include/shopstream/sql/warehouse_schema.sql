@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS gold.customer_360 (
     loaded_at          timestamptz NOT NULL
 );
 
+-- gold.inventory is inventory_sync's contract on the inventory API's answers, as gold.orders
+-- is orders_etl's.
 CREATE TABLE IF NOT EXISTS gold.inventory (
     sku       text PRIMARY KEY,
     warehouse text NOT NULL,
@@ -72,7 +74,10 @@ CREATE TABLE IF NOT EXISTS gold.inventory (
     reserved  integer NOT NULL,
     available integer NOT NULL,
     as_of     timestamptz NOT NULL,
-    loaded_at timestamptz NOT NULL
+    loaded_at timestamptz NOT NULL,
+    CONSTRAINT sku_not_empty CHECK (sku <> ''),
+    CONSTRAINT counts_not_negative CHECK (on_hand >= 0 AND reserved >= 0),
+    CONSTRAINT reserved_within_stock CHECK (reserved <= on_hand)
 );
 
 CREATE TABLE IF NOT EXISTS gold.product_catalog (
@@ -125,17 +130,21 @@ CREATE TABLE IF NOT EXISTS gold.weekly_top_products (
 DO $$
 DECLARE
     wanted text[][] := ARRAY[
-        ['orders_customer_known', 'FOREIGN KEY (customer_id) REFERENCES gold.customers (customer_id)'],
-        ['amount_not_negative', 'CHECK (amount >= 0)'],
-        ['known_status', 'CHECK (status IN (''placed'', ''paid'', ''shipped'', ''delivered'', ''cancelled'', ''refunded''))'],
-        ['refund_within_amount', 'CHECK (refunded_amount >= 0 AND refunded_amount <= amount)'],
-        ['created_at_in_range', 'CHECK (created_at >= ''1970-01-01'' AND created_at < ''2200-01-01'')']
+        ['gold.orders', 'orders_customer_known', 'FOREIGN KEY (customer_id) REFERENCES gold.customers (customer_id)'],
+        ['gold.orders', 'amount_not_negative', 'CHECK (amount >= 0)'],
+        ['gold.orders', 'known_status',
+         'CHECK (status IN (''placed'', ''paid'', ''shipped'', ''delivered'', ''cancelled'', ''refunded''))'],
+        ['gold.orders', 'refund_within_amount', 'CHECK (refunded_amount >= 0 AND refunded_amount <= amount)'],
+        ['gold.orders', 'created_at_in_range', 'CHECK (created_at >= ''1970-01-01'' AND created_at < ''2200-01-01'')'],
+        ['gold.inventory', 'sku_not_empty', 'CHECK (sku <> '''')'],
+        ['gold.inventory', 'counts_not_negative', 'CHECK (on_hand >= 0 AND reserved >= 0)'],
+        ['gold.inventory', 'reserved_within_stock', 'CHECK (reserved <= on_hand)']
     ];
 BEGIN
     FOR i IN 1 .. array_length(wanted, 1) LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'gold.orders'::regclass
-                       AND conname = wanted[i][1]) THEN
-            EXECUTE format('ALTER TABLE gold.orders ADD CONSTRAINT %I %s NOT VALID', wanted[i][1], wanted[i][2]);
+        IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = wanted[i][1]::regclass
+                       AND conname = wanted[i][2]) THEN
+            EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s NOT VALID', wanted[i][1], wanted[i][2], wanted[i][3]);
         END IF;
     END LOOP;
     IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'gold.orders'::regclass
