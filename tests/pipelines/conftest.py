@@ -49,9 +49,9 @@ class Platform:
             timeout=600,
         )
 
-    def run_dag(self, dag_id: str, logical_date: datetime) -> dict[str, str]:
-        """Run ``dag_id`` with `airflow dags test`; return its state and each task's."""
-        result = self.airflow("dags", "test", dag_id, logical_date.isoformat())
+    def run_dag(self, dag_id: str, logical_date: datetime, **extra) -> dict[str, str]:
+        """Run ``dag_id`` with `airflow dags test` (``extra``: environment); return its state and each task's."""
+        result = self.airflow("dags", "test", dag_id, logical_date.isoformat(), **extra)
         rows = self.metadata(
             "SELECT ti.task_id, ti.state FROM task_instance ti JOIN dag_run dr USING (dag_id, run_id)"
             " WHERE dr.dag_id = %s AND dr.execution_date = %s",
