@@ -1,9 +1,26 @@
 """Apply ``airflow_settings.yaml`` (the Astro CLI's format) to an Airflow metadata database.
 
-The semantics follow ``astro dev start``: a ``conn_extra`` map becomes JSON, an existing
-connection with the same id is replaced, variables and pools are set. Unlike a line-by-line
-apply, the whole file is checked first and written in one transaction: a malformed file
-names the offending entry and changes nothing.
+It reads what ``astro dev start`` reads and writes what the Astro CLI (v1.45) would write
+through Airflow's REST API:
+
+- only the CLI's keys: ``conn_id``, ``conn_type``, ``conn_host``, ``conn_schema``,
+  ``conn_login``, ``conn_password``, ``conn_port``, ``conn_uri``, ``conn_extra``;
+  ``variable_name``, ``variable_value``; ``pool_name``, ``pool_slot``, ``pool_description``;
+- scalars are read as the CLI's YAML decoding reads them (``true`` is ``"1"``, ``0.05`` is
+  ``"0.05"``, a port may be ``"5432"``);
+- a ``conn_extra`` map becomes compact JSON with sorted keys, a string is taken as it is;
+- a ``conn_uri`` is used only when no other connection field is set, split into type, host,
+  login, password, port, schema and (from its query) extra, as the CLI splits it;
+- a new connection gets the fields the entry sets; an existing one is updated in exactly those
+  fields and keeps the others (the API's POST, then PATCH on 409); a variable is set anew, its
+  description cleared (the API's POST); a pool gets its slots and description and
+  ``include_deferred`` false (``default_pool``: only slots and ``include_deferred``).
+
+Where the CLI silently drops or skips something (an unknown key such as ``conn_description``,
+an entry without its name, a connection without ``conn_type`` or ``conn_uri``, an empty
+variable value, a pool of 0 slots, a value it cannot decode), this loader stops with one line
+naming the entry instead: such a file would not do under ``astro dev start`` what it says.
+The whole file is checked first and written in one transaction, so a bad file changes nothing.
 
 The file names hosts as ``docker-compose.override.yml`` does (``shopstream-db``, ``moto``...).
 ``make run`` starts the same services on loopback ports and passes an endpoint map, which
@@ -20,9 +37,10 @@ import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import yaml
 
@@ -38,7 +56,6 @@ CONNECTION_KEYS = {
     "conn_port",
     "conn_extra",
     "conn_uri",
-    "conn_description",
 }
 VARIABLE_KEYS = {"variable_name", "variable_value"}
 POOL_KEYS = {"pool_name", "pool_slot", "pool_description"}
@@ -60,6 +77,8 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class ConnectionSpec:
+    """The fields the Astro CLI sends for one connection; ``None`` is a field it leaves out."""
+
     conn_id: str
     conn_type: str | None = None
     host: str | None = None
@@ -68,8 +87,11 @@ class ConnectionSpec:
     password: str | None = None
     port: int | None = None
     extra: str | None = None
-    uri: str | None = None
-    description: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The connection fields this entry sets, as Airflow's ``Connection`` names them."""
+        names = ("conn_type", "host", "schema", "login", "password", "port", "extra")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 @dataclass(frozen=True)
@@ -99,10 +121,67 @@ def _entries(section: Any, name: str, source: str) -> list[Mapping]:
     return section
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, where: str = "", key: str = "") -> str | None:
+    """A scalar as the CLI's YAML decoding turns it into a string; ``None`` for null or empty."""
     if value is None:
         return None
-    return str(value)
+    if isinstance(value, bool):
+        text = "1" if value else "0"
+    elif isinstance(value, float):
+        text = repr(value)
+        if "e" in text or "E" in text:
+            text = format(Decimal(text), "f")
+    elif isinstance(value, (str, int)):
+        text = str(value)
+    else:
+        raise SettingsError(f"{where}: {key} must be a plain value, got {value!r} (the Astro CLI cannot read it)")
+    return text or None
+
+
+def _go_json(value: Any) -> str:
+    """JSON as Go's encoding/json writes it: compact, keys sorted, <, > and & escaped."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def _split_uri(uri: str, where: str) -> dict[str, Any]:
+    """A ``conn_uri`` split into fields the way the Astro CLI splits it (Go's net/url)."""
+    parts = urlsplit(uri)
+    auth, _, hostport = parts.netloc.rpartition("@")
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    else:
+        host, _, port_text = hostport.partition(":")
+    if port_text and not port_text.isdigit():
+        raise SettingsError(f"{where}: conn_uri has an invalid port {port_text!r}")
+    fields: dict[str, Any] = {"conn_type": parts.scheme.lower(), "host": unquote(host)}
+    if auth:
+        login, has_password, password = auth.partition(":")
+        fields["login"] = unquote(login)
+        if has_password:
+            fields["password"] = unquote(password)
+    if port_text:
+        fields["port"] = int(port_text)
+    if parts.path:
+        fields["schema"] = unquote(parts.path).removeprefix("/")
+    if parts.query:
+        # The CLI writes '{"k": "v", ...}' itself, in Go's random map order; here in sorted order.
+        query = parse_qs(parts.query, keep_blank_values=True)
+        pairs = (
+            f"{json.dumps(k, ensure_ascii=False)}: {json.dumps(','.join(v), ensure_ascii=False)}"
+            for k, v in query.items()
+        )
+        fields["extra"] = "{" + ", ".join(sorted(pairs)) + "}"
+    return fields
 
 
 def _connection(entry: Mapping, where: str) -> ConnectionSpec:
@@ -114,7 +193,7 @@ def _connection(entry: Mapping, where: str) -> ConnectionSpec:
         raise SettingsError(f"{where}: conn_port must be a port number, got {port!r}")
     extra = entry.get("conn_extra")
     if isinstance(extra, Mapping):
-        extra = json.dumps(dict(extra))
+        extra = _go_json(dict(extra))
     elif isinstance(extra, str) and extra.strip():
         try:
             json.loads(extra)
@@ -122,20 +201,23 @@ def _connection(entry: Mapping, where: str) -> ConnectionSpec:
             raise SettingsError(f"{where}: conn_extra is neither a map nor JSON ({err.msg})") from None
     elif extra not in (None, ""):
         raise SettingsError(f"{where}: conn_extra must be a map or a JSON string, got {extra!r}")
-    uri = _text(entry.get("conn_uri"))
-    if not uri and not entry.get("conn_type"):
-        raise SettingsError(f"{where}: needs conn_type (or a conn_uri)")
+    text = {key: _text(entry.get(key), where, key) for key in CONNECTION_KEYS - {"conn_port", "conn_extra"}}
+    uri = text["conn_uri"]
+    if not uri and not text["conn_type"]:
+        raise SettingsError(f"{where}: needs conn_type (or a conn_uri); the Astro CLI skips it")
+    fields_set = [key for key in ("conn_type", "conn_host", "conn_login", "conn_password", "conn_schema") if text[key]]
+    if uri and not fields_set and port is None:
+        return ConnectionSpec(conn_id=str(entry["conn_id"]), **_split_uri(uri, where))
+    # With any other field set, the CLI ignores conn_uri.
     return ConnectionSpec(
         conn_id=str(entry["conn_id"]),
-        conn_type=_text(entry.get("conn_type")),
-        host=_text(entry.get("conn_host")),
-        schema=_text(entry.get("conn_schema")),
-        login=_text(entry.get("conn_login")),
-        password=_text(entry.get("conn_password")),
+        conn_type=text["conn_type"],
+        host=text["conn_host"],
+        schema=text["conn_schema"],
+        login=text["conn_login"],
+        password=text["conn_password"],
         port=int(port) if port is not None else None,
         extra=extra or None,
-        uri=uri,
-        description=_text(entry.get("conn_description")),
     )
 
 
@@ -143,12 +225,10 @@ def _variable(entry: Mapping, where: str) -> tuple[str, str]:
     unknown = set(entry) - VARIABLE_KEYS
     if unknown:
         raise SettingsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    if "variable_value" not in entry or entry["variable_value"] is None:
-        raise SettingsError(f"{where}: needs a variable_value")
-    value = entry["variable_value"]
-    if isinstance(value, (Mapping, list)):
-        value = json.dumps(value)
-    return str(entry["variable_name"]), str(value)
+    value = _text(entry.get("variable_value"), where, "variable_value")
+    if value is None:
+        raise SettingsError(f"{where}: needs a variable_value (the Astro CLI skips a variable without one)")
+    return str(entry["variable_name"]), value
 
 
 def _pool(entry: Mapping, where: str) -> PoolSpec:
@@ -156,9 +236,16 @@ def _pool(entry: Mapping, where: str) -> PoolSpec:
     if unknown:
         raise SettingsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     slots = entry.get("pool_slot")
-    if isinstance(slots, bool) or not isinstance(slots, int) or slots < -1:
-        raise SettingsError(f"{where}: pool_slot must be a whole number of slots (-1 for unlimited), got {slots!r}")
-    return PoolSpec(str(entry["pool_name"]), slots, _text(entry.get("pool_description")) or "")
+    if isinstance(slots, str) and slots.lstrip("-").isdigit():
+        slots = int(slots)
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < -1 or slots == 0:
+        raise SettingsError(
+            f"{where}: pool_slot must be a whole number of slots (-1 for unlimited;"
+            f" the Astro CLI skips 0), got {slots!r}"
+        )
+    return PoolSpec(
+        str(entry["pool_name"]), slots, _text(entry.get("pool_description"), where, "pool_description") or ""
+    )
 
 
 def _named(entries: list[Mapping], section: str, key: str, source: str, build) -> list:
@@ -260,9 +347,7 @@ def point_at(settings: Settings, endpoints: Mapping[str, Endpoint]) -> Settings:
                 password=target.password if target.password is not None else conn.password,
             )
         if conn.extra:
-            conn = replace(conn, extra=json.dumps(_rewrite_extra(json.loads(conn.extra), endpoints)))
-        if conn.uri:
-            conn = replace(conn, uri=_rewrite_url(conn.uri, endpoints))
+            conn = replace(conn, extra=_go_json(_rewrite_extra(json.loads(conn.extra), endpoints)))
         rewritten.append(conn)
     return replace(settings, connections=tuple(rewritten))
 
@@ -274,25 +359,14 @@ def apply(settings: Settings) -> dict:
 
     with create_session() as session:
         for spec in settings.connections:
-            session.query(Connection).filter(Connection.conn_id == spec.conn_id).delete()
-            if spec.uri:
-                conn = Connection(conn_id=spec.conn_id, uri=spec.uri, description=spec.description)
-            else:
-                conn = Connection(
-                    conn_id=spec.conn_id,
-                    conn_type=spec.conn_type,
-                    host=spec.host,
-                    schema=spec.schema,
-                    login=spec.login,
-                    password=spec.password,
-                    port=spec.port,
-                    extra=spec.extra,
-                    description=spec.description,
-                )
-            session.add(conn)
+            conn = session.query(Connection).filter(Connection.conn_id == spec.conn_id).one_or_none()
+            if conn is None:
+                session.add(Connection(conn_id=spec.conn_id, **spec.fields()))
+            else:  # PATCH: the fields the entry sets, nothing else
+                for name, value in spec.fields().items():
+                    setattr(conn, name, value)
         for key, value in settings.variables:
-            session.query(Variable).filter(Variable.key == key).delete()
-            session.add(Variable(key=key, val=value))
+            Variable.set(key, value, session=session)  # POST: a new value, no description
         for spec in settings.pools:
             pool = session.query(Pool).filter(Pool.pool == spec.name).one_or_none()
             if pool is None:
@@ -300,7 +374,9 @@ def apply(settings: Settings) -> dict:
                     Pool(pool=spec.name, slots=spec.slots, description=spec.description, include_deferred=False)
                 )
             else:
-                pool.slots, pool.description = spec.slots, spec.description
+                pool.slots, pool.include_deferred = spec.slots, False
+                if spec.name != Pool.DEFAULT_POOL_NAME:  # the CLI's update mask for default_pool
+                    pool.description = spec.description
     return {
         "connections": len(settings.connections),
         "variables": len(settings.variables),

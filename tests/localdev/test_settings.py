@@ -1,4 +1,9 @@
-"""airflow_settings.yaml is applied with the Astro CLI's semantics, atomically."""
+"""airflow_settings.yaml is applied with the Astro CLI's semantics, atomically.
+
+The expectations follow the Astro CLI v1.45 (settings/settings.go and settings/types.go): the
+keys it decodes, how it turns them into the JSON it sends to Airflow's REST API, and what
+that API (Airflow 2.10.5) does with a POST, or with a PATCH after a 409.
+"""
 
 from __future__ import annotations
 
@@ -69,9 +74,79 @@ def test_the_project_file_seeds_every_connection_the_design_names():
     assert json.loads(aws.extra)["endpoint_url"] == "http://moto:5000"
 
 
-def test_a_conn_extra_map_becomes_json():
-    settings = parse({"airflow": {"connections": [{"conn_id": "c", "conn_type": "http", "conn_extra": {"a": 1}}]}})
-    assert json.loads(settings.connections[0].extra) == {"a": 1}
+# The keys of the CLI's Connection, Variables and Pools structs (mapstructure tags).
+ASTRO_CLI_KEYS = {
+    "connections": {
+        "conn_id",
+        "conn_type",
+        "conn_host",
+        "conn_schema",
+        "conn_login",
+        "conn_password",
+        "conn_port",
+        "conn_uri",
+        "conn_extra",
+    },
+    "variables": {"variable_name", "variable_value"},
+    "pools": {"pool_name", "pool_slot", "pool_description"},
+}
+
+
+def test_the_project_file_uses_only_keys_the_astro_cli_reads():
+    document = yaml.safe_load((PROJECT / "airflow_settings.yaml").read_text())
+    assert set(document) == {"airflow"} and set(document["airflow"]) <= set(ASTRO_CLI_KEYS)
+    for section, entries in document["airflow"].items():
+        for entry in entries:
+            assert set(entry) <= ASTRO_CLI_KEYS[section], f"{section}: {sorted(set(entry) - ASTRO_CLI_KEYS[section])}"
+
+
+def connection(**entry):
+    return parse({"airflow": {"connections": [{"conn_id": "c", **entry}]}}).connections[0]
+
+
+def test_a_conn_extra_map_becomes_the_json_the_cli_sends():
+    # Go's json.Marshal: compact, keys sorted, HTML characters escaped.
+    spec = connection(conn_type="http", conn_extra={"z": 1, "a": {"b": "<x>"}, "m": True})
+    assert spec.extra == '{"a":{"b":"\\u003cx\\u003e"},"m":true,"z":1}'
+    assert connection(conn_type="http", conn_extra='{"kept": "as written"}').extra == '{"kept": "as written"}'
+
+
+def test_a_conn_uri_alone_is_split_into_fields_as_the_cli_splits_it():
+    spec = connection(conn_uri="PostgreSQL://us%40er:p%3Ass@db.example:6432/shop?sslmode=require&app=a")
+    assert spec.fields() == {
+        "conn_type": "postgresql",
+        "host": "db.example",
+        "login": "us@er",
+        "password": "p:ss",
+        "port": 6432,
+        "schema": "shop",
+        "extra": '{"app": "a", "sslmode": "require"}',
+    }
+
+
+def test_a_conn_uri_is_ignored_when_any_other_field_is_set():
+    spec = connection(conn_uri="postgres://u:p@elsewhere:1/x", conn_type="http", conn_host="api")
+    assert spec.fields() == {"conn_type": "http", "host": "api"}
+
+
+def test_scalars_are_read_as_the_cli_decodes_them():
+    settings = parse(
+        {
+            "airflow": {
+                "connections": [{"conn_id": "c", "conn_type": "http", "conn_port": "8080", "conn_login": 42}],
+                "variables": [
+                    {"variable_name": "flag", "variable_value": True},
+                    {"variable_name": "ratio", "variable_value": 0.05},
+                    {"variable_name": "big", "variable_value": 1e20},
+                    {"variable_name": "count", "variable_value": 500},
+                ],
+                "pools": [{"pool_name": "p", "pool_slot": "3"}],
+            }
+        }
+    )
+    assert (settings.connections[0].port, settings.connections[0].login) == (8080, "42")
+    assert dict(settings.variables) == {"flag": "1", "ratio": "0.05", "big": "100000000000000000000", "count": "500"}
+    assert settings.pools[0].slots == 3
 
 
 @pytest.mark.parametrize(
@@ -92,8 +167,24 @@ def test_a_conn_extra_map_becomes_json():
             "connections[1] (conn_id 'x') is defined twice",
         ),
         (
+            {"airflow": {"connections": [{"conn_id": "x", "conn_type": "http", "conn_description": "d"}]}},
+            "unknown key(s) conn_description",
+        ),
+        (
             {"airflow": {"variables": [{"variable_name": "v"}]}},
             "variables[0] (variable_name 'v'): needs a variable_value",
+        ),
+        (
+            {"airflow": {"variables": [{"variable_name": "v", "variable_value": ""}]}},
+            "variables[0] (variable_name 'v'): needs a variable_value",
+        ),
+        (
+            {"airflow": {"variables": [{"variable_name": "v", "variable_value": {"a": 1}}]}},
+            "variables[0] (variable_name 'v'): variable_value must be a plain value",
+        ),
+        (
+            {"airflow": {"pools": [{"pool_name": "p", "pool_slot": 0}]}},
+            "pools[0] (pool_name 'p'): pool_slot must be",
         ),
         (
             {"airflow": {"pools": [{"pool_name": "p", "pool_slot": "many"}]}},
@@ -154,36 +245,45 @@ def test_apply_writes_connections_variables_and_pools(airflow_stack):
 
 
 @pytest.mark.services
-def test_an_existing_connection_is_replaced_and_values_updated(airflow_stack, tmp_path):
+def test_existing_objects_are_updated_as_the_cli_updates_them(airflow_stack, tmp_path):
+    """Connection: PATCH of the fields the entry sets. Variable: POST (set anew). Pool: PATCH."""
     first = {
         "airflow": {
-            "connections": [{"conn_id": "replace_me", "conn_type": "http", "conn_host": "old", "conn_extra": {"a": 1}}],
-            "variables": [{"variable_name": "replace_var", "variable_value": "old"}],
-            "pools": [{"pool_name": "replace_pool", "pool_slot": 1, "pool_description": "old"}],
+            "connections": [
+                {
+                    "conn_id": "update_me",
+                    "conn_type": "http",
+                    "conn_host": "old",
+                    "conn_login": "u",
+                    "conn_extra": {"a": 1},
+                }
+            ],
+            "variables": [{"variable_name": "update_var", "variable_value": "old"}],
+            "pools": [{"pool_name": "update_pool", "pool_slot": 1, "pool_description": "old"}],
         }
     }
     assert apply(airflow_stack, write(tmp_path, first)).returncode == 0
     second = {
         "airflow": {
-            "connections": [{"conn_id": "replace_me", "conn_type": "postgres", "conn_host": "new", "conn_port": 5432}],
-            "variables": [{"variable_name": "replace_var", "variable_value": {"nested": True}}],
-            "pools": [{"pool_name": "replace_pool", "pool_slot": 7, "pool_description": "new"}],
+            "connections": [{"conn_id": "update_me", "conn_type": "postgres", "conn_host": "new", "conn_port": 5432}],
+            "variables": [{"variable_name": "update_var", "variable_value": "new"}],
+            "pools": [{"pool_name": "update_pool", "pool_slot": 7}],
         }
     }
     assert apply(airflow_stack, write(tmp_path, second)).returncode == 0
 
     state = dump(airflow_stack)
-    assert state["connections"]["replace_me"] == {
+    assert state["connections"]["update_me"] == {
         "type": "postgres",
         "host": "new",
         "port": 5432,
         "schema": None,
-        "login": None,
+        "login": "u",  # not in the second entry: the CLI's PATCH leaves it
         "password": None,
-        "extra": None,
+        "extra": '{"a":1}',
     }
-    assert json.loads(state["variables"]["replace_var"]) == {"nested": True}
-    assert state["pools"]["replace_pool"] == [7, "new"]
+    assert state["variables"]["update_var"] == "new"
+    assert state["pools"]["update_pool"] == [7, ""]
 
 
 @pytest.mark.services
