@@ -6,6 +6,7 @@ and in temporary folders, so tests never touch a developer's running platform.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import tempfile
@@ -26,7 +27,24 @@ os.environ.setdefault("AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS", "False")
 
 
 # What `make test` installs from requirements.lock and the deployment image does not have.
-DEV_TOOLS = ("pgserver", "moto", "testcontainers", "ruff")
+DEV_TOOLS = ("pgserver", "moto", "testcontainers", "ruff", "hypothesis", "time_machine")
+
+# Registered here rather than in pyproject.toml, which the deployment image does not hold.
+MARKERS = (
+    "services: starts local services (embedded Postgres, moto S3, simulators); needs no Docker",
+    "timeout(seconds): pytest-timeout's limit for one test (registered here too for runs without the plugin)",
+    "xdist_group(name): run these tests on one pytest-xdist worker, in order (make test runs two workers)",
+    "devtools: needs the development tools of requirements.lock (ruff, pgserver, moto, testcontainers, ...)",
+    "network: needs the Python package index (pip and uv as configured on this machine);"
+    " fails, never skips, when it cannot be reached",
+    "e2e: the Dataset chain on a real scheduler; Postgres and S3 from Docker or the local launchers"
+    " (SHOPSTREAM_TEST_BACKEND)",
+)
+
+
+def pytest_configure(config):
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
 
 
 # The image holds only what .dockerignore lets in, so under `astro dev pytest` these test modules
@@ -42,12 +60,34 @@ def missing_dev_tools() -> list[str]:
     return [name for name in DEV_TOOLS if importlib.util.find_spec(name) is None]
 
 
+def imports_at_top(path: Path) -> set[str]:
+    """The top-level packages a Python file imports outside any function."""
+    names = set()
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under `astro dev pytest`, a test module that imports a missing development tool is not collected."""
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    missing = set(missing_dev_tools())
+    if missing and imports_at_top(collection_path) & missing:
+        return True
+    return None
+
+
 def pytest_report_header(config):
     missing = missing_dev_tools()
     if missing:
         lines = [
-            f"tests marked services or devtools: deselected, this environment lacks {', '.join(missing)}"
-            " (the deployment image under `astro dev pytest`); `make test` runs them"
+            f"tests marked services or devtools, and test modules that import them: deselected or not collected,"
+            f" this environment lacks {', '.join(missing)} (the deployment image under `astro dev pytest`);"
+            " `make test` runs them"
         ]
         if IN_IMAGE:
             lines.append(
