@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import time
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
@@ -26,6 +26,7 @@ SALES = "sales_core_pipeline"
 INVENTORY = "inventory_mgmt_pipeline"
 ANALYTICS = "analytics_and_reporting_pipeline"
 OBSERVABILITY = "observability_pipeline"
+DEADLINE = "ingest_deadline"
 ORDERS_URI = "s3://shopstream/gold/orders"
 CUSTOMER_360_URI = "s3://shopstream/gold/customer_360"
 SALES_TIMEOUT = 900
@@ -150,7 +151,8 @@ def test_2_a_failed_ingest_publishes_nothing_and_pages(chain, first_sales, sourc
     assert len(critical) == 1, slack
     assert logical.isoformat() in critical[0] and "try 4 of 4" in critical[0]
     pages = [a["body"] for a in alerts if a["path"].startswith("/pagerduty")]
-    assert ("trigger", f"shopstream/{SALES}/orders_etl.extract_orders/{logical.isoformat()}") in {
+    business = run["data_interval_start"].astimezone(UTC)  # one incident per business date
+    assert ("trigger", f"shopstream/{SALES}/orders_etl.extract_orders/{business.isoformat()}") in {
         (p["event_action"], p["dedup_key"]) for p in pages
     }
 
@@ -263,3 +265,56 @@ def test_5_a_scheduler_killed_mid_run_finishes_it_after_a_restart(chain, first_s
     assert rerun_analytics["state"] == "success", "the analytics run started by scenario 4's re-run"
     assert gold_duplicates(chain) == []
     chain.notes.append(f"killed {len(killed)} processes with {len(interrupted)} task(s) running: {interrupted}")
+
+
+def deadline_alerts(chain, before: int, business_date) -> tuple[list[dict], list[dict]]:
+    """(Slack messages, PagerDuty events) about ``business_date``'s ingest deadline since ``before``."""
+    from include.shopstream import deadlines
+
+    key = deadlines.INGEST.incident_key(business_date)
+    alerts = chain.alerts()[before:]
+    slack = [a for a in alerts if a["path"].startswith("/slack") and f"ingest of {business_date} " in a["body"]["text"]]
+    pages = [a for a in alerts if a["path"].startswith("/pagerduty") and a["body"].get("dedup_key") == key]
+    return slack, pages
+
+
+def test_6_the_scheduler_runs_the_four_oclock_check_and_pages_for_an_ingest_that_never_ran(chain):
+    from include.shopstream import deadlines
+
+    alerts_before = len(chain.alerts())
+    # A deadline before the seeded history: no sales run exists for its date, as when the ingest
+    # never started. The real scheduler queues the check and LocalExecutor runs it.
+    due = deadlines.INGEST.latest_due(datetime.now(UTC)) - timedelta(days=HISTORY_DAYS + 5)
+    business_date = deadlines.INGEST.business_date(due)
+    run_id = chain.trigger(DEADLINE, due, "e2e_deadline_never_ran")
+    chain.airflow("dags", "unpause", DEADLINE)
+    run = chain.wait_for_run(DEADLINE, run_id, 300)
+    assert run["state"] == "success", chain.evidence(DEADLINE, run_id)
+    slack, pages = deadline_alerts(chain, alerts_before, business_date)
+    assert len(slack) == 1 and slack[0]["body"]["text"].startswith(":rotating_light: *CRITICAL*"), slack
+    assert "no run of sales_core_pipeline has started" in slack[0]["body"]["text"]
+    assert [p["body"]["event_action"] for p in pages] == ["trigger"]
+    paged_after = datetime.fromisoformat(pages[0]["received_at"]) - run["queued_at"]
+    print(f"ingest_deadline: queued to PagerDuty page in {paged_after.total_seconds():.1f} s")
+
+    # Unpaused, the scheduler itself creates the latest 04:00 check (catchup=False takes the
+    # latest slot), and it pages exactly when that date's ingest has not succeeded.
+    latest = deadlines.INGEST.latest_due(datetime.now(UTC))
+    deadline = time.monotonic() + 300
+    while not (scheduled := chain.metadata(
+        "SELECT run_id FROM dag_run WHERE dag_id = %s AND run_type = 'scheduled' AND execution_date = %s",
+        (DEADLINE, latest),
+    )):  # fmt: skip
+        assert time.monotonic() < deadline, f"no scheduled {DEADLINE} run for {latest}: {chain.scheduler_log_tail()}"
+        time.sleep(2)
+    run = chain.wait_for_run(DEADLINE, scheduled[0]["run_id"], 300)
+    assert run["state"] == "success", chain.evidence(DEADLINE, scheduled[0]["run_id"])
+    start, end = deadlines.INGEST.interval(latest)
+    done = chain.metadata(
+        "SELECT 1 FROM task_instance ti JOIN dag_run dr USING (dag_id, run_id)"
+        " WHERE dr.dag_id = %s AND dr.data_interval_end = %s AND ti.task_id = %s AND ti.state = 'success'",
+        (SALES, end, deadlines.INGEST.task_id),
+    )
+    slack, pages = deadline_alerts(chain, alerts_before, start.date())
+    assert (len(slack), len(pages)) == ((0, 0) if done else (1, 1)), (done, slack, pages)
+    print(f"ingest_deadline at {latest:%Y-%m-%d %H:%M}: ingest of {start.date()} done={bool(done)}")
