@@ -60,7 +60,7 @@ def error_text(error: object) -> str | None:
             log.exception("could not read the text of a %s", name)
             text = ""
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    line = f"{name}: {first}" if name and first else (first or name)
+    line = f"{name}: {first}" if name and first else (first or name or "(an empty error message)")
     return clip(line, ERROR_LIMIT)
 
 
