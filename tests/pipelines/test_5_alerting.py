@@ -96,6 +96,26 @@ def orders_table_hidden(platform):
     platform.query(SOURCE_DB, "ALTER TABLE IF EXISTS orders_hidden RENAME TO orders")
 
 
+def test_slack_and_pagerduty_both_down_during_a_final_failure(platform, orders_table_hidden):
+    dead = f"http://127.0.0.1:{free_port()}"
+    before = len(inbox(platform))
+    failed = platform.run_dag(
+        "sales_core_pipeline",
+        datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC),
+        AIRFLOW_CONN_SLACK_ALERTS=json.dumps({"conn_type": "slackwebhook", "host": f"{dead}/slack", "password": "x"}),
+        AIRFLOW_CONN_PAGERDUTY_ALERTS=json.dumps(
+            {"conn_type": "pagerduty_events", "host": f"{dead}/pagerduty", "password": "local-dev-routing-key"}
+        ),
+    )
+    assert failed["orders_etl.extract_orders"] == "failed", "the task's own failure stands"
+    assert failed["orders_etl.announce_orders"] == "upstream_failed", "and nothing is published"
+    log = failed["__log__"]
+    assert "could not deliver the critical Slack alert for sales_core_pipeline.orders_etl.extract_orders" in log
+    assert "could not trigger the PagerDuty incident shopstream/sales_core_pipeline/orders_etl.extract_orders/" in log
+    assert "Connection refused" in log, "the cause is logged"
+    assert new_messages(platform, before) == ([], [])
+
+
 def test_sales_pages_once_after_the_last_retry_and_resolves_on_success(platform, orders_table_hidden):
     # One incident per business date: the run's data interval starts on DAY at 02:00.
     business = datetime.combine(DAY, time(2), tzinfo=UTC)
