@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -57,3 +59,23 @@ def sink(tmp_path_factory):
     service = alert_sink.start(free_port(), tmp_path_factory.mktemp("sink") / "alert_sink.log")
     yield Sink(service)
     service.stop()
+
+
+def run_probe(airflow_stack, module: str, *args: str, stdin: str = "", env: dict | None = None) -> list[str]:
+    """Run ``python -m tests.alerting.<module>`` against ``airflow_stack``'s metadata database.
+
+    Returns its output lines; fails the test with the probe's own error when it fails.
+    """
+    from tests.conftest import PROJECT
+
+    result = subprocess.run(
+        [sys.executable, "-m", f"tests.alerting.{module}", *args],
+        input=stdin,
+        env={**airflow_stack.airflow_env(), **(env or {}), "PYTHONPATH": str(PROJECT)},
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout.splitlines()

@@ -10,12 +10,10 @@ HTTP to a real sink. Every scenario uses its own dates, so they share one databa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.alerting.conftest import run_probe
 
 # The metadata database is the platform group's (tests/conftest.py airflow_stack).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
@@ -29,20 +27,8 @@ def play(airflow_stack, sink):
 
     def run(steps: list[dict]) -> tuple[list[dict], list[str], list[dict]]:
         before = len(sink.messages())
-        env = airflow_stack.airflow_env()
-        env.update(sink.connections())
-        env["PYTHONPATH"] = str(PROJECT)
-        result = subprocess.run(
-            [sys.executable, "-m", "tests.alerting.deadline_probe"],
-            input=json.dumps(steps),
-            env=env,
-            cwd=PROJECT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stderr[-4000:]
-        steps_out = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"step"')]
+        lines = run_probe(airflow_stack, "deadline_probe", stdin=json.dumps(steps), env=sink.connections())
+        steps_out = [json.loads(line) for line in lines if line.startswith('{"step"')]
         slack, pager = sink.since(before)
         return steps_out, slack, pager
 

@@ -8,13 +8,11 @@ records the miss on the day, they fail and the README's reasoning should be revi
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.alerting.conftest import run_probe
 
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
@@ -42,17 +40,7 @@ def sla_misses(airflow_stack, tmp_path, hours: int) -> dict[str, list[str]]:
     folder = tmp_path / f"sla_{hours}h"
     folder.mkdir()
     (folder / "sla_probe.py").write_text(textwrap.dedent(DAG_FILE.format(hours=hours)))
-    env = {**airflow_stack.airflow_env(), "PYTHONPATH": str(PROJECT)}
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.alerting.sla_probe", str(folder)],
-        env=env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(run_probe(airflow_stack, "sla_probe", str(folder))[-1])
 
 
 def test_an_sla_meaning_four_oclock_records_nothing_on_the_day(airflow_stack, tmp_path):
