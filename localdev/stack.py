@@ -6,6 +6,7 @@ folder (``.local/`` by default), so a second run picks up where the first stoppe
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -39,6 +40,11 @@ PLATFORM_AIRFLOW_CONFIG = {
     "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES": "airflow.* astro.*",
     "AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS": "False",
 }
+
+
+def dag_ids() -> set[str]:
+    """The platform's DAGs: one per file in dags/, named as its file (tests/dags checks it)."""
+    return {path.stem for path in (ROOT / "dags").glob("*.py")}
 
 
 @dataclass(frozen=True)
@@ -291,12 +297,27 @@ class Stack:
         web.url = f"http://localhost:{self.ports.webserver}"
         self._track(web)
 
-        def healthy() -> bool:
+        expected = dag_ids()
+
+        def up() -> bool:
+            # Healthy, and every DAG parsed: the scheduler registers them some seconds after /health.
             with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.webserver}/health", timeout=5) as response:
                 health = json.load(response)
-            return all(health[part]["status"] == "healthy" for part in ("metadatabase", "scheduler"))
+            if not all(health[part]["status"] == "healthy" for part in ("metadatabase", "scheduler")):
+                return False
+            return expected <= self.listed_dag_ids()
 
-        wait_until(healthy, web, timeout=240, what="healthy (metadatabase and scheduler)")
+        wait_until(up, web, timeout=240, what=f"healthy, with the REST API listing all {len(expected)} DAGs")
+
+    def listed_dag_ids(self) -> set[str]:
+        """The DAG ids the webserver's REST API lists."""
+        token = base64.b64encode(f"{ADMIN_USER}:{ADMIN_PASSWORD}".encode()).decode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.ports.webserver}/api/v1/dags?limit=100",
+            headers={"Authorization": f"Basic {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return {dag["dag_id"] for dag in json.load(response)["dags"]}
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -107,6 +107,9 @@ def test_the_platform_comes_up_stops_cleanly_and_resumes(tmp_path):
         health = api(env, "/health")
         assert health["metadatabase"]["status"] == "healthy"
         assert health["scheduler"]["status"] == "healthy"
+        # "Up" means every DAG is there: the REST API lists them all at the moment it is said.
+        listed = {dag["dag_id"] for dag in api(env, "/api/v1/dags?limit=100")["dags"]}
+        assert listed == {path.stem for path in (PROJECT / "dags").glob("*.py")}
         aws = api(env, "/api/v1/connections/aws_default")
         assert json.loads(aws["extra"])["endpoint_url"] == f"http://127.0.0.1:{env['SHOPSTREAM_S3_PORT']}"
         pools = {p["name"]: p["slots"] for p in api(env, "/api/v1/pools")["pools"]}
