@@ -145,7 +145,14 @@ def test_a_required_column_the_rows_do_not_have_cannot_be_checked(conn):
 
 
 def test_postgres_15_finds_the_same_problems_as_16(conn):
-    rows = [{}, {"quantity": "2147483648"}, {"amount": "1e3"}, {"created_at": "never"}, {"amount": "12345678901"}]
+    rows = [
+        {},
+        # (not "0x10" or "1_000": integers Postgres 16 reads and 15 does not)
+        *({"quantity": q} for q in ("2147483648", "-2147483648", " 12 ", "+5", "1.0", "1e3", "")),
+        *({"order_id": k} for k in ("9223372036854775808", "-9223372036854775808", "٣")),
+        *({"amount": a} for a in ("1e3", "12345678901", "NaN", "-0.005", ".5", "1,5")),
+        {"created_at": "never"},
+    ]
     problems(conn, *rows)  # fills the staging table
     with conn.cursor() as cur:
         contract = read_contract(cur, "gold.orders")
@@ -158,7 +165,7 @@ def test_postgres_15_finds_the_same_problems_as_16(conn):
             cur.execute(query + pgsql_order())
             found[version] = [row[-1] for row in cur.fetchall()]
     assert found[150000] == found[160000]
-    assert found[160000][0] is None and all(found[160000][1:])
+    assert found[160000][0] is None and sum(p is not None for p in found[160000]) >= 12
 
 
 def pgsql_order():
@@ -213,3 +220,4 @@ def test_a_check_added_to_gold_inventory_is_checked(conn):
     assert item_problems(conn, {"warehouse": "XYZ"}) == [
         "items[0]: breaks known_warehouse ((warehouse = ANY (ARRAY['AMS'::text, 'BER'::text]))): warehouse='XYZ'"
     ]
+
