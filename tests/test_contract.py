@@ -221,3 +221,7 @@ def test_a_check_added_to_gold_inventory_is_checked(conn):
         "items[0]: breaks known_warehouse ((warehouse = ANY (ARRAY['AMS'::text, 'BER'::text]))): warehouse='XYZ'"
     ]
 
+
+def test_an_amount_of_nan_is_caught(conn):
+    (problem,) = problems(conn, {"amount": "NaN"})
+    assert problem.startswith("breaks amounts_are_numbers")

@@ -88,7 +88,7 @@ def mostly(valid, hostile):
 amounts = st.one_of(
     st.decimals(Decimal("0.01"), Decimal("500"), places=2),
     st.decimals(-MAX_AMOUNT, MAX_AMOUNT, places=2),
-    st.sampled_from([Decimal(0), MAX_AMOUNT, -MAX_AMOUNT]),
+    st.sampled_from([Decimal(0), MAX_AMOUNT, -MAX_AMOUNT, Decimal("NaN")]),  # numeric(12,2) holds NaN
 )
 
 
@@ -122,6 +122,8 @@ def sources(draw):
 # The contract in plain Python, from the source's rows: what a row needs to reach gold.orders.
 def problem(row: dict, products: dict, seen: set) -> str | None:
     product = products.get(row["product_id"])
+    if row["amount"].is_nan() or row["refunded_amount"].is_nan():
+        return "not a number"
     if row["customer_id"] is None:
         return "customer"
     if product is None:
@@ -387,6 +389,9 @@ def valid_order(order_id: int, **change) -> dict:
         pytest.param([valid_order(1, quantity=INT), valid_order(2, quantity=INT)], id="units-beyond-integer"),
         pytest.param(
             [valid_order(n, amount=MAX_AMOUNT, refunded_amount=Decimal(0)) for n in range(1, 4)], id="largest-amounts"
+        ),
+        pytest.param(
+            [valid_order(1, amount=Decimal("NaN")), *(valid_order(n) for n in range(2, 6))], id="an-amount-of-nan"
         ),
         pytest.param(
             [

@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS gold.orders (
     updated_at      timestamptz NOT NULL,
     loaded_at       timestamptz NOT NULL,
     CONSTRAINT amount_not_negative CHECK (amount >= 0),
+    -- numeric holds NaN, which compares above every number: it would pass the checks around it
+    -- and turn every sum it enters into NaN.
+    CONSTRAINT amounts_are_numbers CHECK (amount <> 'NaN' AND refunded_amount <> 'NaN'),
     CONSTRAINT known_status CHECK (status IN ('placed', 'paid', 'shipped', 'delivered', 'cancelled', 'refunded')),
     CONSTRAINT refund_within_amount CHECK (refunded_amount >= 0 AND refunded_amount <= amount),
     CONSTRAINT created_at_in_range CHECK (created_at >= '1970-01-01' AND created_at < '2200-01-01')
@@ -140,6 +143,7 @@ DECLARE
     wanted text[][] := ARRAY[
         ['gold.orders', 'orders_customer_known', 'FOREIGN KEY (customer_id) REFERENCES gold.customers (customer_id)'],
         ['gold.orders', 'amount_not_negative', 'CHECK (amount >= 0)'],
+        ['gold.orders', 'amounts_are_numbers', 'CHECK (amount <> ''NaN'' AND refunded_amount <> ''NaN'')'],
         ['gold.orders', 'known_status',
          'CHECK (status IN (''placed'', ''paid'', ''shipped'', ''delivered'', ''cancelled'', ''refunded''))'],
         ['gold.orders', 'refund_within_amount', 'CHECK (refunded_amount >= 0 AND refunded_amount <= amount)'],
