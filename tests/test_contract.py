@@ -225,3 +225,8 @@ def test_a_check_added_to_gold_inventory_is_checked(conn):
 def test_an_amount_of_nan_is_caught(conn):
     (problem,) = problems(conn, {"amount": "NaN"})
     assert problem.startswith("breaks amounts_are_numbers")
+
+
+def test_an_order_of_no_units_is_caught(conn):
+    (problem,) = problems(conn, {"quantity": "0"})
+    assert problem == "breaks quantity_positive ((quantity >= 1)): quantity='0'"

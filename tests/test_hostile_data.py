@@ -130,6 +130,8 @@ def problem(row: dict, products: dict, seen: set) -> str | None:
         return "product"
     if row["customer_id"] not in CUSTOMERS:
         return "customer unknown"
+    if row["quantity"] < 1:
+        return "quantity"
     if row["amount"] < 0:
         return "amount"
     if row["status"] not in STATUSES:
@@ -331,7 +333,38 @@ def run_day(pg_server, tmp_path) -> dict:
     finally:
         database.sqlalchemy_engine.dispose()
     outcome["features"] = features.customer_features.function(frame, DAY.isoformat())
+    outcome["breaches"] = quality_breaches(pg_server)
     return outcome
+
+
+def quality_breaches(pg_server) -> list[str]:
+    """data_quality_checks' column and table checks on the gold tables this test writes.
+
+    Row counts and freshness are left out: one generated day can leave a report empty.
+    """
+    from include.shopstream.quality import TABLES
+
+    compare = {"equal_to": "=", "geq_to": ">=", "leq_to": "<=", "greater_than": ">", "less_than": "<"}
+    measure = {
+        "null_check": "sum(CASE WHEN {c} IS NULL THEN 1 ELSE 0 END)",
+        "unique_check": "count({c}) - count(DISTINCT {c})",
+    }
+    measure |= {"min": "min({c})", "max": "max({c})"}
+    breaches = []
+    for spec in TABLES:
+        if spec.table not in {"gold.orders", "gold.customer_360", "gold.daily_reports", "gold.weekly_analytics"}:
+            continue
+        tests = [
+            (f"{column}.{kind}", f"{measure[kind].format(c=column)} {compare[op]} {value}")
+            for column, kinds in spec.columns.items()
+            for kind, tolerance in kinds.items()
+            for op, value in tolerance.items()
+        ] + list(spec.checks.items())
+        for name, statement in tests:
+            (held,) = warehouse(pg_server, f"SELECT coalesce(({statement}), true) AS held FROM {spec.table}")
+            if not held["held"]:
+                breaches.append(f"{spec.table}: {name}")
+    return breaches
 
 
 @settings(settings.get_profile("shopstream-hostile"))
@@ -374,6 +407,7 @@ def test_hostile_rows_land_in_gold_or_quarantine_and_nothing_downstream_fails(da
             want = {**row, "sku": product["sku"], "category": product["category"]}
             assert {k: got[k] for k in want} == want
     assert len(gold) == (0 if above else sum(p is None for p in expected_problem))
+    assert outcome.get("breaches", []) == [], "observability would fail on what ingest accepted"
 
 
 def valid_order(order_id: int, **change) -> dict:
@@ -418,3 +452,4 @@ def test_extreme_orders_are_merged_or_quarantined_and_nothing_downstream_fails(d
         row["order_id"] for row in accepted
     ]
     assert len(warehouse(databases, "SELECT * FROM staging.orders_rejected")) == len(batch) - len(accepted)
+    assert outcome["breaches"] == [], "observability would fail on what ingest accepted"

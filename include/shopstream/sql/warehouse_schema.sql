@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS gold.orders (
     created_at      timestamptz NOT NULL,
     updated_at      timestamptz NOT NULL,
     loaded_at       timestamptz NOT NULL,
+    CONSTRAINT quantity_positive CHECK (quantity >= 1),
     CONSTRAINT amount_not_negative CHECK (amount >= 0),
     -- numeric holds NaN, which compares above every number: it would pass the checks around it
     -- and turn every sum it enters into NaN.
@@ -142,6 +143,7 @@ DO $$
 DECLARE
     wanted text[][] := ARRAY[
         ['gold.orders', 'orders_customer_known', 'FOREIGN KEY (customer_id) REFERENCES gold.customers (customer_id)'],
+        ['gold.orders', 'quantity_positive', 'CHECK (quantity >= 1)'],
         ['gold.orders', 'amount_not_negative', 'CHECK (amount >= 0)'],
         ['gold.orders', 'amounts_are_numbers', 'CHECK (amount <> ''NaN'' AND refunded_amount <> ''NaN'')'],
         ['gold.orders', 'known_status',
