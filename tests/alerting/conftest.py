@@ -61,8 +61,25 @@ def sink(tmp_path_factory):
     service.stop()
 
 
-def run_probe(airflow_stack, module: str, *args: str, stdin: str = "", env: dict | None = None) -> list[str]:
-    """Run ``python -m tests.alerting.<module>`` against ``airflow_stack``'s metadata database.
+@pytest.fixture(scope="session")
+def probe_airflow(airflow_stack) -> dict[str, str]:
+    """Airflow's environment with a metadata database of the probes' own.
+
+    The probes record runs and Dataset events of the real DAGs; in the platform's database they
+    would show up in the pipeline tests that read the latest event.
+    """
+    database = "airflow_probes"
+    airflow_stack.pg.ensure_database(database)
+    env = {
+        **airflow_stack.airflow_env(),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_stack.pg.url(database, driver="postgresql+psycopg2"),
+    }
+    airflow_stack.airflow("db", "migrate", env=env)
+    return env
+
+
+def run_probe(probe_airflow: dict, module: str, *args: str, stdin: str = "", env: dict | None = None) -> list[str]:
+    """Run ``python -m tests.alerting.<module>`` against the probes' metadata database.
 
     Returns its output lines; fails the test with the probe's own error when it fails.
     """
@@ -71,7 +88,7 @@ def run_probe(airflow_stack, module: str, *args: str, stdin: str = "", env: dict
     result = subprocess.run(
         [sys.executable, "-m", f"tests.alerting.{module}", *args],
         input=stdin,
-        env={**airflow_stack.airflow_env(), **(env or {}), "PYTHONPATH": str(PROJECT)},
+        env={**probe_airflow, **(env or {}), "PYTHONPATH": str(PROJECT)},
         cwd=PROJECT,
         capture_output=True,
         text=True,

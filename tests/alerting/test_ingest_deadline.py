@@ -15,19 +15,19 @@ import pytest
 
 from tests.alerting.conftest import run_probe
 
-# The metadata database is the platform group's (tests/conftest.py airflow_stack).
+# The probes use their own metadata database on the platform group's Postgres (conftest.py).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 KEY = "shopstream/sales_core_pipeline/ingest-deadline/{}"
 
 
 @pytest.fixture
-def play(airflow_stack, sink):
+def play(probe_airflow, sink):
     """Run the probe's steps; return its step results and what reached Slack and PagerDuty."""
 
     def run(steps: list[dict]) -> tuple[list[dict], list[str], list[dict]]:
         before = len(sink.messages())
-        lines = run_probe(airflow_stack, "deadline_probe", stdin=json.dumps(steps), env=sink.connections())
+        lines = run_probe(probe_airflow, "deadline_probe", stdin=json.dumps(steps), env=sink.connections())
         steps_out = [json.loads(line) for line in lines if line.startswith('{"step"')]
         slack, pager = sink.since(before)
         return steps_out, slack, pager

@@ -36,18 +36,18 @@ sla_probe()
 """
 
 
-def sla_misses(airflow_stack, tmp_path, hours: int) -> dict[str, list[str]]:
+def sla_misses(probe_airflow, tmp_path, hours: int) -> dict[str, list[str]]:
     folder = tmp_path / f"sla_{hours}h"
     folder.mkdir()
     (folder / "sla_probe.py").write_text(textwrap.dedent(DAG_FILE.format(hours=hours)))
-    return json.loads(run_probe(airflow_stack, "sla_probe", str(folder))[-1])
+    return json.loads(run_probe(probe_airflow, "sla_probe", str(folder))[-1])
 
 
-def test_an_sla_meaning_four_oclock_records_nothing_on_the_day(airflow_stack, tmp_path):
+def test_an_sla_meaning_four_oclock_records_nothing_on_the_day(probe_airflow, tmp_path):
     # sla=26h is 04:00 counted from the logical date (the data interval's start, a day earlier).
-    assert sla_misses(airflow_stack, tmp_path, 26) == {"2031-01-15T04:01:00+00:00": [], "2031-01-15T23:59:00+00:00": []}
+    assert sla_misses(probe_airflow, tmp_path, 26) == {"2031-01-15T04:01:00+00:00": [], "2031-01-15T23:59:00+00:00": []}
 
 
-def test_an_sla_of_two_hours_fires_at_four_but_files_the_miss_under_tomorrows_run(airflow_stack, tmp_path):
-    misses = sla_misses(airflow_stack, tmp_path, 2)
+def test_an_sla_of_two_hours_fires_at_four_but_files_the_miss_under_tomorrows_run(probe_airflow, tmp_path):
+    misses = sla_misses(probe_airflow, tmp_path, 2)
     assert misses["2031-01-15T04:01:00+00:00"] == ["2031-01-15T02:00:00+00:00"], "the run that starts tomorrow"
