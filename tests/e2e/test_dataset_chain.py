@@ -318,3 +318,46 @@ def test_6_the_scheduler_runs_the_four_oclock_check_and_pages_for_an_ingest_that
     slack, pages = deadline_alerts(chain, alerts_before, start.date())
     assert (len(slack), len(pages)) == ((0, 0) if done else (1, 1)), (done, slack, pages)
     print(f"ingest_deadline at {latest:%Y-%m-%d %H:%M}: ingest of {start.date()} done={bool(done)}")
+
+
+def test_7_a_task_process_killed_mid_merge_is_retried_and_writes_each_order_once(chain, first_sales):
+    import psutil
+
+    day, logical = first_sales["day"], first_sales["logical_date"]
+    held = chain.warehouse("SELECT order_id FROM gold.orders ORDER BY order_id LIMIT 1")[0]["order_id"]
+    # Hold one gold row so the merge's upsert stops on it mid-statement; kill the task process that
+    # runs it (what an OOM kill or a lost worker does); then let the row go.
+    with chain.stack.pg.connect("shopstream_warehouse") as lock:
+        with lock.cursor() as cur:
+            cur.execute("SELECT 1 FROM gold.orders WHERE order_id = %s FOR UPDATE", (held,))
+        chain.airflow(
+            "tasks", "clear", SALES, "--start-date", logical.isoformat(), "--end-date", logical.isoformat(), "--yes"
+        )
+        deadline = time.monotonic() + SALES_TIMEOUT
+        while not (
+            runners := [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if "orders_etl.merge_orders" in " ".join(p.info["cmdline"] or [])
+                and "runner" in " ".join(p.info["cmdline"] or [])
+            ]
+        ) or not chain.warehouse(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%%ON CONFLICT%%'"
+        ):
+            assert time.monotonic() < deadline, chain.evidence(SALES, first_sales["run_id"])
+            time.sleep(0.5)
+        for process in runners:
+            process.kill()
+        lock.rollback()
+
+    run = chain.wait_for_run(SALES, first_sales["run_id"], SALES_TIMEOUT)
+    assert run["state"] == "success", chain.evidence(SALES, first_sales["run_id"])
+    (merge,) = chain.metadata(
+        "SELECT try_number FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s",
+        (SALES, first_sales["run_id"], "orders_etl.merge_orders"),
+    )
+    assert merge["try_number"] >= 2, "the killed try failed and a retry finished the merge"
+    assert set(expected_good_orders(chain, day)) <= {
+        r["order_id"] for r in chain.warehouse("SELECT order_id FROM gold.orders")
+    }
+    assert gold_duplicates(chain) == []
