@@ -324,7 +324,7 @@ def test_7_a_task_process_killed_mid_merge_is_retried_and_writes_each_order_once
     import psutil
 
     day, logical = first_sales["day"], first_sales["logical_date"]
-    held = chain.warehouse("SELECT order_id FROM gold.orders ORDER BY order_id LIMIT 1")[0]["order_id"]
+    held = min(expected_good_orders(chain, day))  # one of the orders the merge upserts
     # Hold one gold row so the merge's upsert stops on it mid-statement; kill the task process that
     # runs it (what an OOM kill or a lost worker does); then let the row go.
     with chain.stack.pg.connect("shopstream_warehouse") as lock:
@@ -345,6 +345,8 @@ def test_7_a_task_process_killed_mid_merge_is_retried_and_writes_each_order_once
             "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%%ON CONFLICT%%'"
         ):
             assert time.monotonic() < deadline, chain.evidence(SALES, first_sales["run_id"])
+            merge_state = chain.task_states(SALES, first_sales["run_id"]).get("orders_etl.merge_orders")
+            assert merge_state != "success", f"the merge did not stop on order {held}"
             time.sleep(0.5)
         for process in runners:
             process.kill()
