@@ -13,9 +13,9 @@ from airflow.decorators import dag
 from include.shopstream import policies
 from include.shopstream.datasets import GOLD_CUSTOMER_360, GOLD_ORDERS
 from include.shopstream.features import ml_feature_pipeline
+from include.shopstream.names import TEMPLATE_SEARCHPATH
 from include.shopstream.reports import daily_reports, weekly_analytics
 from include.shopstream.tasks import report_date
-from include.shopstream.warehouse import TEMPLATE_SEARCHPATH
 
 
 @dag(

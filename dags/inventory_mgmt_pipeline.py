@@ -12,7 +12,7 @@ from airflow.decorators import dag
 
 from include.shopstream import policies
 from include.shopstream.inventory import inventory_sync, product_catalog
-from include.shopstream.warehouse import TEMPLATE_SEARCHPATH
+from include.shopstream.names import TEMPLATE_SEARCHPATH
 
 
 @dag(

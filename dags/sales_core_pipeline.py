@@ -16,8 +16,8 @@ from airflow.decorators import dag
 
 from include.shopstream import policies
 from include.shopstream.customers import customer_360
+from include.shopstream.names import TEMPLATE_SEARCHPATH
 from include.shopstream.orders import orders_etl
-from include.shopstream.warehouse import TEMPLATE_SEARCHPATH
 
 
 @dag(

@@ -208,7 +208,8 @@ def load(csv: bytes, tmp_path, name: str, columns, load_options=None) -> None:
     from astro.sql.operators.load_file import LoadFileOperator
     from sqlalchemy import Column
 
-    from include.shopstream.warehouse import STAGING, table
+    from include.shopstream.names import STAGING
+    from include.shopstream.warehouse import table
 
     path = tmp_path / f"{name}.csv"
     path.write_bytes(csv)
@@ -245,7 +246,8 @@ def transform(pg_server, sql_file: str, output: str, tables: dict, params: dict 
 def merge(source: str, target: str, columns, keys) -> None:
     from astro.databases.postgres import PostgresDatabase
 
-    from include.shopstream.warehouse import WAREHOUSE_CONN_ID, table
+    from include.shopstream.names import WAREHOUSE_CONN_ID
+    from include.shopstream.warehouse import table
 
     database = PostgresDatabase(conn_id=WAREHOUSE_CONN_ID)
     try:
@@ -272,7 +274,8 @@ def run_day(pg_server, tmp_path) -> dict:
     from sqlalchemy import Column, Text
 
     from include.shopstream import customers, features, orders, reports
-    from include.shopstream.warehouse import WAREHOUSE_CONN_ID, replace_rows, table
+    from include.shopstream.names import WAREHOUSE_CONN_ID
+    from include.shopstream.warehouse import replace_rows, table
 
     warehouse(pg_server, "TRUNCATE gold.orders, gold.customers, gold.customer_360, gold.daily_reports")
     warehouse(pg_server, "TRUNCATE gold.weekly_analytics, gold.weekly_top_products")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -50,7 +51,7 @@ def stalled_api(monkeypatch):
 def test_a_body_that_stalls_after_its_headers_times_out_and_is_retried(stalled_api):
     started = time.monotonic()
     with pytest.raises(AirflowException) as failure:
-        fetch_stock.function(ts_nodash="20261120T120000")
+        fetch_stock.function(logical_date=datetime(2026, 11, 20, 12, tzinfo=UTC))
     elapsed = time.monotonic() - started
     assert not isinstance(failure.value, AirflowFailException), "a stall is transient: the retries apply"
     assert "inventory API call for page 1 failed" in str(failure.value)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from include.shopstream.names import SQL_DIR
 from include.shopstream.orders import GOLD_ORDER_COLUMNS
 from include.shopstream.quality import TABLES
-from include.shopstream.warehouse import SQL_DIR
 from tests.conftest import PROJECT
 
 # What reads gold.orders after orders_etl: the reports, customer_360 and the features.

@@ -10,9 +10,10 @@ from airflow.decorators import task_group
 from astro import sql as aql
 from astro.files import File
 
-from include.shopstream.datasets import GOLD_CUSTOMER_360
+from include.shopstream.names import GOLD, LAKE_CONN_ID, STAGING
+from include.shopstream.outputs import CUSTOMER_360, CUSTOMER_360_FILE, ORDERS
 from include.shopstream.tasks import announce, swap_into_gold
-from include.shopstream.warehouse import GOLD, LAKE_CONN_ID, STAGING, lake_uri, table, transform_sql
+from include.shopstream.warehouse import table, transform_sql
 
 COLUMNS = (
     "customer_id", "country", "lifetime_value", "order_count",
@@ -27,16 +28,16 @@ def customer_360():
         "build_customer_360",
         "customer_360.sql",
         table("customer_360_build", STAGING),
-        gold_orders=table("orders", GOLD),
+        gold_orders=table(ORDERS.table_name),
         customers=table("customers", GOLD),
     )
     swapped = swap_into_gold.override(task_id="swap_customer_360")(
-        f"{STAGING}.customer_360_build", f"{GOLD}.customer_360", COLUMNS
+        f"{STAGING}.customer_360_build", CUSTOMER_360.table, COLUMNS
     )
     exported = aql.export_to_file(
         task_id="publish_customer_360",
-        input_data=table("customer_360", GOLD),
-        output_file=File(path=lake_uri("gold/customer_360/customer_360.parquet"), conn_id=LAKE_CONN_ID),
+        input_data=table(CUSTOMER_360.table_name),
+        output_file=File(path=CUSTOMER_360_FILE.uri_for(), conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
-    built >> swapped >> exported >> announce(GOLD_CUSTOMER_360, "announce_customer_360")
+    built >> swapped >> exported >> announce(CUSTOMER_360)

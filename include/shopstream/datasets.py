@@ -1,22 +1,17 @@
-"""Every Dataset of the platform, defined once. Producers and consumers import from here."""
+"""The platform's Datasets, by the names the DAG files read as sentences.
 
-from airflow.datasets import Dataset
+Each is the Dataset of one entry in ``outputs.py``, where its URI is declared once.
+"""
 
-GOLD_ORDERS = Dataset("s3://shopstream/gold/orders")
-GOLD_CUSTOMER_360 = Dataset("s3://shopstream/gold/customer_360")
-GOLD_INVENTORY = Dataset("s3://shopstream/gold/inventory")
-GOLD_PRODUCT_CATALOG = Dataset("s3://shopstream/gold/product_catalog")
-GOLD_DAILY_REPORTS = Dataset("s3://shopstream/gold/daily_reports")
-GOLD_WEEKLY_ANALYTICS = Dataset("s3://shopstream/gold/weekly_analytics")
-CUSTOMER_FEATURES = Dataset("s3://shopstream/features/customer")
+from include.shopstream import outputs
 
-# What the observability pipeline watches: every published gold and feature dataset.
-PUBLISHED = (
-    GOLD_ORDERS,
-    GOLD_CUSTOMER_360,
-    GOLD_INVENTORY,
-    GOLD_PRODUCT_CATALOG,
-    GOLD_DAILY_REPORTS,
-    GOLD_WEEKLY_ANALYTICS,
-    CUSTOMER_FEATURES,
-)
+GOLD_ORDERS = outputs.ORDERS.dataset
+GOLD_CUSTOMER_360 = outputs.CUSTOMER_360.dataset
+GOLD_INVENTORY = outputs.INVENTORY.dataset
+GOLD_PRODUCT_CATALOG = outputs.PRODUCT_CATALOG.dataset
+GOLD_DAILY_REPORTS = outputs.DAILY_REPORTS.dataset
+GOLD_WEEKLY_ANALYTICS = outputs.WEEKLY_ANALYTICS.dataset
+CUSTOMER_FEATURES = outputs.CUSTOMER_FEATURES.dataset
+
+# What the observability pipeline watches: every published output.
+PUBLISHED = tuple(output.dataset for output in outputs.PUBLISHED)

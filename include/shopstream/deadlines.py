@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 
 from airflow.decorators import task
 
-from include.shopstream import alerting
+from include.shopstream import alerting, outputs
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,11 @@ class Deadline:
         return alerting.incident_key(self.dag_id, self.name, business_date.isoformat())
 
 
+# Done means: the orders' Dataset event was recorded (its announcing task, the ingest's last step).
 INGEST = Deadline(
     name="ingest-deadline",
-    dag_id="sales_core_pipeline",
-    task_id="orders_etl.announce_orders",
+    dag_id=outputs.ORDERS.dag_id,
+    task_id=outputs.ORDERS.announced_by,
     schedule="0 2 * * *",
     due_after=timedelta(hours=2),
     check_schedule="0 4 * * *",

@@ -11,9 +11,11 @@ from airflow.decorators import task_group
 from astro import sql as aql
 from astro.files import File
 
-from include.shopstream.datasets import CUSTOMER_FEATURES
-from include.shopstream.tasks import announce
-from include.shopstream.warehouse import LAKE_CONN_ID, lake_uri, table
+from include.shopstream import links
+from include.shopstream.names import LAKE_CONN_ID
+from include.shopstream.outputs import CUSTOMER_FEATURES, FEATURES_FILE, ORDERS
+from include.shopstream.tasks import announce, rendered
+from include.shopstream.warehouse import table
 
 FEATURE_COLUMNS = [
     "customer_id", "as_of", "recency_days", "frequency", "monetary",
@@ -58,14 +60,12 @@ def customer_features(orders: pd.DataFrame, as_of: str) -> pd.DataFrame:
 @task_group(group_id="ml_feature_pipeline")
 def ml_feature_pipeline(day):
     """RFM and category features per customer, as Parquet in the lake."""
-    features = customer_features(table("orders"), day)
+    features = customer_features(table(ORDERS.table_name), day)
     exported = aql.export_to_file(
         task_id="write_features",
         input_data=features,
-        output_file=File(
-            path=lake_uri("features/customer/ds={{ ti.xcom_pull(task_ids='report_date') }}/features.parquet"),
-            conn_id=LAKE_CONN_ID,
-        ),
+        output_file=File(path=FEATURES_FILE.uri_for(rendered(day)), conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
-    exported >> announce(CUSTOMER_FEATURES, "announce_features", day)
+    links.attach(exported, links.FeaturesLink())
+    exported >> announce(CUSTOMER_FEATURES, day)

@@ -14,11 +14,19 @@ from astro.constants import FileType
 from astro.files import File
 from sqlalchemy import Column, DateTime, Integer, Text
 
-from include.shopstream.datasets import GOLD_INVENTORY, GOLD_PRODUCT_CATALOG
+from include.shopstream.names import LAKE_CONN_ID, STAGING
+from include.shopstream.outputs import (
+    CATALOG_FILE,
+    INVENTORY,
+    INVENTORY_FILE,
+    PRODUCT_CATALOG,
+    RAW_PRODUCTS,
+    RAW_STOCK,
+    STOCK_QUARANTINE,
+)
 from include.shopstream.tasks import announce, prepare_warehouse, swap_into_gold
-from include.shopstream.warehouse import GOLD, LAKE_CONN_ID, STAGING, lake_uri, table, transform_sql
+from include.shopstream.warehouse import table, transform_sql
 
-SNAPSHOT = "{{ ts_nodash }}"
 INVENTORY_COLUMNS = ("sku", "warehouse", "on_hand", "reserved", "available", "as_of", "loaded_at")
 CATALOG_COLUMNS = (
     "sku",
@@ -66,7 +74,7 @@ def item_problems(conn, items: list[dict]) -> list[str]:
 
     problems: dict[int, str] = {}
     with conn.cursor() as cur:
-        contract = read_contract(cur, f"{GOLD}.inventory")
+        contract = read_contract(cur, INVENTORY.table)
         fields = [c.name for c in contract.columns if c.name in ITEM_FIELDS]
         rows = []
         for index, item in enumerate(items):
@@ -100,7 +108,7 @@ def item_problems(conn, items: list[dict]) -> list[str]:
 
 
 @task(pool="inventory_api")
-def fetch_stock(ts_nodash=None) -> dict:
+def fetch_stock(logical_date=None) -> dict:
     """Page through the inventory API; land the stock in raw/, or quarantine a bad answer and fail."""
     import json
     from contextlib import closing
@@ -110,11 +118,18 @@ def fetch_stock(ts_nodash=None) -> dict:
     from airflow.models import Variable
     from airflow.providers.http.hooks.http import HttpHook
 
-    from include.shopstream.warehouse import BUCKET, INVENTORY_API_CONN_ID, data_errors_fail, lake_hook, warehouse_hook
+    from include.shopstream.lake import lake_hook
+    from include.shopstream.names import (
+        BUCKET,
+        INVENTORY_API_CONN_ID,
+        INVENTORY_API_PAGE_SIZE_VARIABLE,
+        INVENTORY_API_TIMEOUT_VARIABLE,
+    )
+    from include.shopstream.warehouse import data_errors_fail, warehouse_hook
 
     hook = HttpHook(method="GET", http_conn_id=INVENTORY_API_CONN_ID)
-    timeout = float(Variable.get("shopstream_inventory_api_timeout_seconds", default_var="10"))
-    page_size = int(Variable.get("shopstream_inventory_api_page_size", default_var="500"))
+    timeout = float(Variable.get(INVENTORY_API_TIMEOUT_VARIABLE, default_var="10"))
+    page_size = int(Variable.get(INVENTORY_API_PAGE_SIZE_VARIABLE, default_var="500"))
     items, page, as_of = [], 1, None
     while page:
         try:
@@ -129,7 +144,7 @@ def fetch_stock(ts_nodash=None) -> dict:
             payload = None
         problems = contract_problems(payload)
         if problems:
-            key = f"quarantine/inventory/ts={ts_nodash}/page-{page}.json"
+            key = STOCK_QUARANTINE.key_for(logical_date, f"page-{page}.json")
             body = json.dumps({"problems": problems, "response": payload if payload is not None else response.text})
             lake_hook().load_string(body, key=key, bucket_name=BUCKET, replace=True)
             raise AirflowFailException(
@@ -142,7 +157,7 @@ def fetch_stock(ts_nodash=None) -> dict:
     with data_errors_fail(), closing(warehouse_hook().get_conn()) as conn:
         problems = item_problems(conn, items)
     if problems:
-        key = f"quarantine/inventory/ts={ts_nodash}/items.json"
+        key = STOCK_QUARANTINE.key_for(logical_date, "items.json")
         lake_hook().load_string(
             json.dumps({"problems": problems, "items": items}, default=str), key=key, bucket_name=BUCKET, replace=True
         )
@@ -150,7 +165,7 @@ def fetch_stock(ts_nodash=None) -> dict:
             f"{len(problems)} of the inventory API's {len(items)} items broke gold.inventory's contract (first: "
             f"{problems[0]}); nothing was loaded. The items and problems are in s3://{BUCKET}/{key}"
         )
-    key = f"raw/inventory/ts={ts_nodash}/stock.ndjson"
+    key = RAW_STOCK.key_for(logical_date)
     lake_hook().load_string("\n".join(json.dumps(i) for i in items), key=key, bucket_name=BUCKET, replace=True)
     print(f"landed stock for {len(items)} SKUs as of {as_of} in s3://{BUCKET}/{key}")
     return {"skus": len(items), "uri": f"s3://{BUCKET}/{key}"}
@@ -162,9 +177,7 @@ def inventory_sync():
     fetched = fetch_stock()
     staged = aql.load_file(
         task_id="load_stock",
-        input_file=File(
-            path=lake_uri(f"raw/inventory/ts={SNAPSHOT}/stock.ndjson"), conn_id=LAKE_CONN_ID, filetype=FileType.NDJSON
-        ),
+        input_file=File(path=RAW_STOCK.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.NDJSON),
         output_table=table("inventory_raw", STAGING, columns=STOCK_STAGING_COLUMNS),
         if_exists="replace",
         use_native_support=False,
@@ -172,20 +185,20 @@ def inventory_sync():
     ready = transform_sql("stock_ready", "inventory_ready.sql", table("inventory_ready", STAGING), raw_stock=staged)
     merged = aql.merge(
         task_id="merge_inventory",
-        target_table=table("inventory", GOLD),
+        target_table=table(INVENTORY.table_name),
         source_table=ready,
         columns=list(INVENTORY_COLUMNS),
-        target_conflict_columns=["sku"],
+        target_conflict_columns=list(INVENTORY.key),
         if_conflicts="update",
     )
     exported = aql.export_to_file(
         task_id="publish_inventory",
-        input_data=table("inventory", GOLD),
-        output_file=File(path=lake_uri("gold/inventory/inventory.parquet"), conn_id=LAKE_CONN_ID),
+        input_data=table(INVENTORY.table_name),
+        output_file=File(path=INVENTORY_FILE.uri_for(), conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
     prepare_warehouse() >> fetched >> staged
-    merged >> exported >> announce(GOLD_INVENTORY, "announce_inventory")
+    merged >> exported >> announce(INVENTORY)
 
 
 @task(pool="shopstream_source_db")
@@ -193,7 +206,7 @@ def extract_products(data_interval_start=None) -> dict:
     """Snapshot the source's products to raw/products/ts=<interval start>/."""
     from include.shopstream.lake import extract_from_source
 
-    extract = extract_from_source("products_extract.sql", f"raw/products/ts={data_interval_start:%Y%m%dT%H%M%S}")
+    extract = extract_from_source("products_extract.sql", RAW_PRODUCTS.key_for(data_interval_start))
     return {"rows": extract.rows, "uri": extract.uri}
 
 
@@ -203,11 +216,7 @@ def product_catalog():
     extracted = extract_products()
     staged = aql.load_file(
         task_id="load_products",
-        input_file=File(
-            path=lake_uri("raw/products/ts={{ data_interval_start.strftime('%Y%m%dT%H%M%S') }}/"),
-            conn_id=LAKE_CONN_ID,
-            filetype=FileType.CSV,
-        ),
+        input_file=File(path=RAW_PRODUCTS.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
         output_table=table("products_raw", STAGING),
         if_exists="replace",
         use_native_support=False,
@@ -217,16 +226,16 @@ def product_catalog():
         "product_catalog.sql",
         table("product_catalog_build", STAGING),
         products=staged,
-        inventory=table("inventory", GOLD),
+        inventory=table(INVENTORY.table_name),
     )
     swapped = swap_into_gold.override(task_id="swap_catalog")(
-        f"{STAGING}.product_catalog_build", f"{GOLD}.product_catalog", CATALOG_COLUMNS
+        f"{STAGING}.product_catalog_build", PRODUCT_CATALOG.table, CATALOG_COLUMNS
     )
     exported = aql.export_to_file(
         task_id="publish_catalog",
-        input_data=table("product_catalog", GOLD),
-        output_file=File(path=lake_uri("gold/product_catalog/product_catalog.parquet"), conn_id=LAKE_CONN_ID),
+        input_data=table(PRODUCT_CATALOG.table_name),
+        output_file=File(path=CATALOG_FILE.uri_for(), conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
     extracted >> staged
-    built >> swapped >> exported >> announce(GOLD_PRODUCT_CATALOG, "announce_catalog")
+    built >> swapped >> exported >> announce(PRODUCT_CATALOG)

@@ -1,4 +1,6 @@
-"""Moving rows between Postgres and the lake in bounded memory: COPY streamed through parts."""
+"""The lake: its hook, overwrite-by-partition, and moving rows from Postgres into it in bounded
+memory (COPY streamed through parts). Where each file goes is declared in ``outputs.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +8,24 @@ import tempfile
 from contextlib import closing
 from dataclasses import dataclass
 
-from include.shopstream.warehouse import BUCKET, lake_hook, replace_prefix
+from include.shopstream.names import BUCKET, LAKE_CONN_ID
 
 PART_ROWS = 200_000  # rows per raw part: what one load step holds in memory at a time
+
+
+def lake_hook():
+    """The lake's S3 hook."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=LAKE_CONN_ID)
+
+
+def replace_prefix(prefix: str) -> None:
+    """Delete every object under ``s3://shopstream/<prefix>`` (overwrite-by-partition)."""
+    hook = lake_hook()
+    keys = hook.list_keys(bucket_name=BUCKET, prefix=prefix.rstrip("/") + "/")
+    if keys:
+        hook.delete_objects(bucket=BUCKET, keys=keys)
 
 
 @dataclass
@@ -66,7 +83,7 @@ def extract_from_source(sql_file: str, prefix: str, params: dict | None = None, 
     """Run ``sql/<sql_file>`` on the source database and land its rows under ``prefix``."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    from include.shopstream.warehouse import SOURCE_CONN_ID, sql
+    from include.shopstream.names import SOURCE_CONN_ID, sql
 
     with closing(PostgresHook(postgres_conn_id=SOURCE_CONN_ID).get_conn()) as conn:
         extract = copy_query_to_lake(conn, sql(sql_file), params or {}, prefix, paged=paged)

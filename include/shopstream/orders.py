@@ -16,9 +16,10 @@ from astro.dataframes.load_options import PandasLoadOptions
 from astro.files import File
 from sqlalchemy import BigInteger, Column, DateTime, Text
 
-from include.shopstream.datasets import GOLD_ORDERS
+from include.shopstream.names import GOLD, LAKE_CONN_ID, STAGING
+from include.shopstream.outputs import ORDERS, ORDERS_FILE, ORDERS_QUARANTINE, RAW_CUSTOMERS, RAW_ORDERS
 from include.shopstream.tasks import announce, prepare_warehouse
-from include.shopstream.warehouse import GOLD, LAKE_CONN_ID, PARTITION, STAGING, lake_uri, table, transform_sql
+from include.shopstream.warehouse import table, transform_sql
 
 RAW_ORDER_COLUMNS = (
     "source_row_id", "order_id", "customer_id", "product_id", "sku", "category",
@@ -40,9 +41,6 @@ CUSTOMER_STAGING_COLUMNS = [
 # An empty field is missing: CSV cannot tell an empty text from NULL.
 TEXT_AS_IS = PandasLoadOptions(dtype=str, kwargs={"keep_default_na": False, "na_values": [""]})
 
-RAW_ORDERS = f"raw/orders/ds={PARTITION}"
-QUARANTINE_FILE = f"quarantine/orders/ds={PARTITION}/rejected.csv"
-
 
 def _text_table(name: str, columns: tuple[str, ...]):
     """A staging table of text columns: whatever arrives loads, and the contract is checked in SQL."""
@@ -54,7 +52,7 @@ def extract_customers(data_interval_start=None) -> dict:
     """Snapshot the source's customers to raw/customers/ds=<ds>/."""
     from include.shopstream.lake import extract_from_source
 
-    extract = extract_from_source("customers_extract.sql", f"raw/customers/ds={data_interval_start:%Y-%m-%d}")
+    extract = extract_from_source("customers_extract.sql", RAW_CUSTOMERS.key_for(data_interval_start))
     return {"rows": extract.rows, "uri": extract.uri}
 
 
@@ -65,7 +63,7 @@ def extract_orders(data_interval_start=None, data_interval_end=None) -> dict:
 
     extract = extract_from_source(
         "orders_extract.sql",
-        f"raw/orders/ds={data_interval_start:%Y-%m-%d}",
+        RAW_ORDERS.key_for(data_interval_start),
         {"start": data_interval_start, "end": data_interval_end},
         paged=True,
     )
@@ -93,7 +91,7 @@ def check_orders() -> dict:
     with data_errors_fail(), closing(warehouse_hook().get_conn()) as conn, conn:
         contract = check_rows(
             conn,
-            f"{GOLD}.orders",
+            ORDERS.table,
             f"{STAGING}.orders_raw",
             f"{STAGING}.orders_checked",
             order_by="source_row_id",
@@ -115,11 +113,8 @@ def enforce_bad_row_threshold(data_interval_start=None) -> dict:
     from airflow.exceptions import AirflowFailException
     from airflow.models import Variable
 
-    from include.shopstream.warehouse import (
-        BAD_ROW_THRESHOLD_VARIABLE,
-        DEFAULT_BAD_ROW_THRESHOLD,
-        warehouse_hook,
-    )
+    from include.shopstream.names import BAD_ROW_THRESHOLD_VARIABLE, DEFAULT_BAD_ROW_THRESHOLD
+    from include.shopstream.warehouse import warehouse_hook
 
     hook = warehouse_hook()
     bad = hook.get_first(f"SELECT count(*) FROM {STAGING}.orders_rejected")[0]
@@ -133,7 +128,7 @@ def enforce_bad_row_threshold(data_interval_start=None) -> dict:
             f"Variable {BAD_ROW_THRESHOLD_VARIABLE} must be a share between 0 and 1, got {raw_threshold!r}"
         ) from None
     share = bad / total if total else 0.0
-    quarantine = lake_uri(QUARANTINE_FILE.replace(PARTITION, f"{data_interval_start:%Y-%m-%d}"))
+    quarantine = ORDERS_QUARANTINE.uri_for(data_interval_start)
     summary = {"rows": total, "rejected": bad, "share": round(share, 6), "quarantine": quarantine}
     print(f"{bad} of {total} rows broke the contract ({share:.2%}); quarantined in {quarantine}")
     if share > threshold:
@@ -152,7 +147,7 @@ def orders_etl():
     customers_raw = extract_customers()
     customers_staged = aql.load_file(
         task_id="load_customers",
-        input_file=File(path=lake_uri(f"raw/customers/ds={PARTITION}/"), conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
+        input_file=File(path=RAW_CUSTOMERS.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
         output_table=table("customers_raw", STAGING, columns=CUSTOMER_STAGING_COLUMNS),
         if_exists="replace",
         use_native_support=False,
@@ -171,7 +166,7 @@ def orders_etl():
     extracted = extract_orders()
     orders_staged = aql.load_file(
         task_id="load_orders",
-        input_file=File(path=lake_uri(RAW_ORDERS) + "/", conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
+        input_file=File(path=RAW_ORDERS.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
         output_table=_text_table("orders_raw", RAW_ORDER_COLUMNS),
         if_exists="replace",
         use_native_support=False,
@@ -197,7 +192,7 @@ def orders_etl():
     quarantined = aql.export_to_file(
         task_id="quarantine_rejected",
         input_data=rejected,
-        output_file=File(path=lake_uri(QUARANTINE_FILE), conn_id=LAKE_CONN_ID),
+        output_file=File(path=ORDERS_QUARANTINE.uri_template, conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
     verdict = enforce_bad_row_threshold()
@@ -205,10 +200,10 @@ def orders_etl():
 
     merged = aql.merge(
         task_id="merge_orders",
-        target_table=table("orders", GOLD),
+        target_table=table(ORDERS.table_name),
         source_table=valid,
         columns=list(GOLD_ORDER_COLUMNS),
-        target_conflict_columns=["order_id"],
+        target_conflict_columns=list(ORDERS.key),
         if_conflicts="update",
     )
     [verdict, customers_merged] >> merged
@@ -217,7 +212,7 @@ def orders_etl():
         "orders_of_the_day",
         "orders_of_interval.sql",
         table("orders_published", STAGING),
-        gold_orders=table("orders", GOLD),
+        gold_orders=table(ORDERS.table_name),
         start="{{ data_interval_start }}",
         end="{{ data_interval_end }}",
         trigger_rule="none_failed",
@@ -225,8 +220,8 @@ def orders_etl():
     exported = aql.export_to_file(
         task_id="publish_orders",
         input_data=published,
-        output_file=File(path=lake_uri(f"gold/orders/ds={PARTITION}/orders.parquet"), conn_id=LAKE_CONN_ID),
+        output_file=File(path=ORDERS_FILE.uri_template, conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
     [merged, customers_merged] >> published
-    exported >> announce(GOLD_ORDERS, "announce_orders")
+    exported >> announce(ORDERS)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from airflow.decorators import task, task_group
 from astro import sql as aql
 
-from include.shopstream.datasets import GOLD_DAILY_REPORTS, GOLD_WEEKLY_ANALYTICS
+from include.shopstream import links
+from include.shopstream.names import STAGING
+from include.shopstream.outputs import DAILY_REPORT_CSV, DAILY_REPORTS, ORDERS, REVENUE_CHART, WEEKLY_ANALYTICS
 from include.shopstream.tasks import announce, swap_into_gold
-from include.shopstream.warehouse import GOLD, STAGING, table, transform_sql
+from include.shopstream.warehouse import table, transform_sql
 
 DAILY_COLUMNS = ("day", "category", "orders", "revenue", "average_order_value", "refunds", "loaded_at")
 RETENTION_COLUMNS = (
@@ -20,7 +22,6 @@ RETENTION_COLUMNS = (
     "active_customers", "retention_rate", "loaded_at",
 )  # fmt: skip
 TOP_PRODUCT_COLUMNS = ("week_start", "rank", "sku", "category", "units", "revenue", "loaded_at")
-WEEK_START = "{{ ti.xcom_pull(task_ids='weekly_analytics.week_to_report') }}"
 
 
 @task
@@ -34,17 +35,19 @@ def write_report_files(day: str) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from include.shopstream.warehouse import BUCKET, lake_hook, warehouse_hook
+    from include.shopstream.lake import lake_hook
+    from include.shopstream.names import BUCKET
+    from include.shopstream.warehouse import warehouse_hook
 
     end = date.fromisoformat(day)
     frame = warehouse_hook().get_pandas_df(
-        "SELECT day, category, orders, revenue, average_order_value, refunds FROM gold.daily_reports"
+        f"SELECT day, category, orders, revenue, average_order_value, refunds FROM {DAILY_REPORTS.table}"
         " WHERE day > %(start)s AND day <= %(end)s ORDER BY day, category",
         parameters={"start": end - timedelta(days=30), "end": end},
     )
     today = frame[frame["day"] == end]
     lake = lake_hook()
-    csv_key = f"reports/daily/ds={day}/daily_report.csv"
+    csv_key = DAILY_REPORT_CSV.key_for(day)
     lake.load_string(today.to_csv(index=False), key=csv_key, bucket_name=BUCKET, replace=True)
 
     revenue = frame.pivot_table(index="day", columns="category", values="revenue", aggfunc="sum").fillna(0)
@@ -60,7 +63,7 @@ def write_report_files(day: str) -> dict:
     chart = io.BytesIO()
     figure.savefig(chart, format="png", dpi=100)
     plt.close(figure)
-    chart_key = f"reports/daily/ds={day}/revenue_30d.png"
+    chart_key = REVENUE_CHART.key_for(day)
     lake.load_bytes(chart.getvalue(), key=chart_key, bucket_name=BUCKET, replace=True)
     return {"csv": f"s3://{BUCKET}/{csv_key}", "chart": f"s3://{BUCKET}/{chart_key}", "categories": len(today)}
 
@@ -69,13 +72,16 @@ def write_report_files(day: str) -> dict:
 def daily_reports(day):
     """Daily revenue by category: gold.daily_reports, the day's CSV and a 30-day chart."""
     built = transform_sql(
-        "build_daily_reports", "daily_reports.sql", table("daily_reports_build", STAGING), gold_orders=table("orders")
+        "build_daily_reports",
+        "daily_reports.sql",
+        table("daily_reports_build", STAGING),
+        gold_orders=table(ORDERS.table_name),
     )
     swapped = swap_into_gold.override(task_id="swap_daily_reports")(
-        f"{STAGING}.daily_reports_build", f"{GOLD}.daily_reports", DAILY_COLUMNS
+        f"{STAGING}.daily_reports_build", DAILY_REPORTS.table, DAILY_COLUMNS
     )
-    files = write_report_files(day)
-    day >> built >> swapped >> files >> announce(GOLD_DAILY_REPORTS, "announce_daily_reports", day)
+    files = links.attach(write_report_files(day), links.DailyReportLink(), links.RevenueChartLink())
+    day >> built >> swapped >> files >> announce(DAILY_REPORTS, day)
 
 
 @task.short_circuit
@@ -98,23 +104,23 @@ def weekly_analytics(day):
         "build_retention",
         "weekly_retention.sql",
         table("weekly_retention_build", STAGING),
-        gold_orders=table("orders"),
-        week_start=WEEK_START,
+        gold_orders=table(ORDERS.table_name),
+        week_start=week,
     )
     top = transform_sql(
         "build_top_products",
         "weekly_top_products.sql",
         table("weekly_top_products_build", STAGING),
-        gold_orders=table("orders"),
-        week_start=WEEK_START,
+        gold_orders=table(ORDERS.table_name),
+        week_start=week,
     )
     merged = [
         aql.merge(
             task_id="merge_retention",
-            target_table=table("weekly_analytics"),
+            target_table=table(WEEKLY_ANALYTICS.table_name),
             source_table=retention,
             columns=list(RETENTION_COLUMNS),
-            target_conflict_columns=["week_start", "cohort_week"],
+            target_conflict_columns=list(WEEKLY_ANALYTICS.key),
             if_conflicts="update",
         ),
         aql.merge(
@@ -127,4 +133,4 @@ def weekly_analytics(day):
         ),
     ]
     week >> [retention, top]
-    merged >> announce(GOLD_WEEKLY_ANALYTICS, "announce_weekly_analytics", day)
+    merged >> announce(WEEKLY_ANALYTICS, day)

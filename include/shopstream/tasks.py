@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from airflow.datasets import Dataset
+from typing import TYPE_CHECKING
+
 from airflow.decorators import task
+
+if TYPE_CHECKING:
+    from airflow.models.xcom_arg import XComArg
+
+    from include.shopstream.outputs import Output
 
 
 @task
@@ -25,21 +31,32 @@ def swap_into_gold(staged: str, target: str, columns: tuple[str, ...]) -> int:
 @task
 def report_date(**context) -> str:
     """The business date a consumer run reports on (from its triggering Dataset events)."""
-    from include.shopstream.warehouse import report_date as resolve
+    from include.shopstream.events import business_date_reported
 
-    return resolve(context)
+    return business_date_reported(context)
 
 
-def announce(dataset: Dataset, task_id: str, day=None):
-    """A task that records ``dataset``'s event, carrying the business date (``ds``) it is about:
-    ``day`` when given (a consumer's report date), else the day the run's data interval starts.
+def rendered(value: XComArg) -> str:
+    """A template that renders to ``value``, for the few templated fields that take no XComArg
+    (the SDK's ``File`` paths). The task is named by the argument, never spelled out; the
+    caller wires ``value``'s task upstream.
+    """
+    return "{{ " + f"ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r})" + " }}"
+
+
+def announce(output: Output, day=None):
+    """A task that records ``output``'s Dataset event, carrying the business date (``ds``) it is
+    about: ``day`` when given (a consumer's report date), else the run's business date.
 
     It is the producer's last step: when anything before it fails, no event is recorded and
     nothing downstream runs on stale data.
     """
+    dataset = output.dataset
 
-    @task(task_id=task_id, outlets=[dataset])
+    @task(task_id=output.announce_task_id, outlets=[dataset])
     def _announce(day: str | None, data_interval_start=None, outlet_events=None) -> None:
-        outlet_events[dataset].extra = {"ds": day or f"{data_interval_start:%Y-%m-%d}"}
+        from include.shopstream.outputs import BUSINESS_DATE
+
+        outlet_events[dataset].extra = {"ds": day or BUSINESS_DATE.value(data_interval_start)}
 
     return _announce(day)

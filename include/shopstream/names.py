@@ -1,0 +1,31 @@
+"""Names of the platform's connections, schemas, lake bucket, SQL files and Variables.
+
+One source of truth: nothing else spells these out. Published outputs (their Datasets, lake
+files, tables and checks) are declared in ``outputs.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SOURCE_CONN_ID = "shopstream_source"
+WAREHOUSE_CONN_ID = "shopstream_warehouse"
+LAKE_CONN_ID = "aws_default"
+INVENTORY_API_CONN_ID = "inventory_api"
+
+BUCKET = "shopstream"
+STAGING = "staging"
+GOLD = "gold"
+
+SQL_DIR = Path(__file__).with_name("sql")
+TEMPLATE_SEARCHPATH = [str(SQL_DIR)]  # every DAG sets it, so that SDK transforms find their .sql files
+
+BAD_ROW_THRESHOLD_VARIABLE = "shopstream_bad_row_threshold"
+DEFAULT_BAD_ROW_THRESHOLD = 0.05
+INVENTORY_API_TIMEOUT_VARIABLE = "shopstream_inventory_api_timeout_seconds"
+INVENTORY_API_PAGE_SIZE_VARIABLE = "shopstream_inventory_api_page_size"
+
+
+def sql(name: str) -> str:
+    """The text of ``include/shopstream/sql/<name>``."""
+    return (SQL_DIR / name).read_text()

@@ -1,0 +1,81 @@
+"""The output registry (include/shopstream/outputs.py) drives the DAGs: each published Dataset is
+announced where its entry says, written where its entry says, and checked by data_quality_checks."""
+
+from __future__ import annotations
+
+from airflow.datasets import Dataset
+
+from include.shopstream import outputs
+
+PRODUCERS = ("sales_core_pipeline", "inventory_mgmt_pipeline", "analytics_and_reporting_pipeline")
+
+
+def announced(dag) -> dict[str, set[str]]:
+    """task_id -> the Dataset URIs it publishes."""
+    return {t.task_id: {o.uri for o in t.outlets if isinstance(o, Dataset)} for t in dag.tasks if t.outlets}
+
+
+def unchecked(published, checks_dag) -> list[str]:
+    """The URIs of published outputs that declare no checks or that ``checks_dag`` does not check."""
+    gates = {
+        task.op_args[0]: task
+        for task in checks_dag.tasks
+        if task.task_id.startswith("data_quality_checks.") and task.task_id.endswith("_updated")
+    }
+    missing = []
+    for output in published:
+        gate = gates.get(output.uri)
+        declares = bool(output.columns or output.checks)
+        if not declares or gate is None or not gate.downstream_list:
+            missing.append(output.uri)
+    return missing
+
+
+def test_each_dag_announces_exactly_the_outputs_registered_for_it(dagbag):
+    for dag_id in PRODUCERS:
+        expected = {o.announced_by: {o.uri} for o in outputs.published_by(dag_id)}
+        assert announced(dagbag.dags[dag_id]) == expected, dag_id
+    registered = {o.dag_id for o in outputs.PUBLISHED}
+    assert registered == set(PRODUCERS)
+
+
+def test_every_published_dataset_has_checks(dagbag):
+    published = {uri for dag in dagbag.dags.values() for uris in announced(dag).values() for uri in uris}
+    assert published == {o.uri for o in outputs.PUBLISHED}, "every announced Dataset has a registry entry"
+    assert unchecked(outputs.PUBLISHED, dagbag.dags["observability_pipeline"]) == []
+
+
+def test_a_published_output_without_checks_is_caught(dagbag):
+    ninth = outputs.Output("returns", "s3://shopstream/gold/returns", "sales_core_pipeline", "returns.announce", ())
+    checks = dagbag.dags["observability_pipeline"]
+    assert unchecked((*outputs.PUBLISHED, ninth), checks) == ["s3://shopstream/gold/returns"]
+
+
+def test_every_lake_path_of_a_dag_is_declared_in_the_registry(dagbag):
+    declared = {value.prefix for value in vars(outputs).values() if isinstance(value, outputs.LakeFile)}
+    paths = [
+        (dag.dag_id, task.task_id, file.path)
+        for dag in dagbag.dags.values()
+        for task in dag.tasks
+        for file in (getattr(task, "input_file", None), getattr(task, "output_file", None))
+        if file is not None and file.path.startswith("s3://")
+    ]
+    assert len(paths) >= 10
+    undeclared = [
+        p for p in paths if not any(p[2].startswith(f"s3://shopstream/{prefix}/") for prefix in sorted(declared))
+    ]
+    assert undeclared == []
+
+
+def test_a_business_date_names_the_same_key_in_python_and_in_a_template():
+    from datetime import UTC, datetime
+
+    from jinja2 import Template
+
+    run = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    for lake_file in (outputs.RAW_ORDERS, outputs.ORDERS_QUARANTINE, outputs.RAW_STOCK, outputs.RAW_PRODUCTS):
+        rendered = Template(lake_file.uri_template).render(data_interval_start=run, logical_date=run)
+        assert rendered == lake_file.uri_for(run)
+    assert outputs.DAILY_REPORT_CSV.key_for("2026-11-23") == "reports/daily/ds=2026-11-23/daily_report.csv"
+    assert outputs.REVENUE_CHART.uri_for(run) == "s3://shopstream/reports/daily/ds=2026-11-23/revenue_30d.png"
+    assert outputs.FEATURES_FILE.key_for(run.date()) == "features/customer/ds=2026-11-23/features.parquet"
