@@ -21,7 +21,6 @@ from decimal import Decimal
 
 CATEGORIES = ("apparel", "beauty", "books", "electronics", "garden", "grocery", "home", "sports", "toys")
 COUNTRIES = ("DE", "FR", "GB", "NL", "US", "ES", "IT", "SE")
-STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled", "refunded")
 BAD_KINDS = ("null_customer", "negative_amount", "unknown_status", "duplicate_id")
 EPOCH = date(2024, 1, 1)  # order ids encode the day they were created relative to this
 IDS_PER_DAY = 10_000_000

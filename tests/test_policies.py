@@ -93,5 +93,20 @@ def test_the_check_runs_when_each_ingest_is_due():
         assert checks.get_next(datetime) == starts.get_next(datetime) + deadlines.INGEST.due_after
 
 
-def test_the_ingest_resolves_its_deadline_incident_on_success():
-    assert policies.SALES_CORE["on_success_callback"] == [alerting.resolve_incident, deadlines.resolve_when_met]
+def test_the_ingest_resolves_its_deadline_incident_on_success(monkeypatch):
+    """Run the sales policy's success callbacks as Airflow would for the ingest's last task, and
+    for another task: only the former resolves the business date's 04:00 incident."""
+    from types import SimpleNamespace
+
+    resolved = []
+    monkeypatch.setattr(alerting, "resolve", lambda key, details, summary: resolved.append(key))
+    start = datetime(2026, 11, 25, 2, tzinfo=UTC)
+    for task_id in (deadlines.INGEST.task_id, "customer_360.announce_customer_360"):
+        ti = SimpleNamespace(dag_id=deadlines.INGEST.dag_id, task_id=task_id, try_number=1, max_tries=3, log_url="")
+        context = {"ti": ti, "data_interval_start": start, "logical_date": start}
+        for callback in policies.SALES_CORE["on_success_callback"]:
+            callback(context)
+    deadline_key = deadlines.INGEST.incident_key(date(2026, 11, 25))
+    assert resolved.count(deadline_key) == 1
+    # Each task also resolves its own incident, whatever the deadline.
+    assert len(resolved) == 3
