@@ -4,6 +4,8 @@
 The platform's global monitor: runs whenever **any** gold or feature Dataset is updated and
 checks the tables behind the datasets that triggered it (**data_quality_checks**): row
 counts, nulls, key uniqueness, referential integrity and freshness. Any breach fails the run.
+**quality_results** then logs which checks ran on which tables and what failed, and writes it
+to the lake (its extra link opens the file).
 """
 
 from airflow.datasets import DatasetAny
@@ -12,6 +14,7 @@ from airflow.decorators import dag
 from include.shopstream import policies
 from include.shopstream.datasets import PUBLISHED
 from include.shopstream.quality import data_quality_checks
+from include.shopstream.quality_results import quality_results
 
 
 @dag(
@@ -24,7 +27,7 @@ from include.shopstream.quality import data_quality_checks
     doc_md=__doc__,
 )
 def observability_pipeline():
-    data_quality_checks()
+    data_quality_checks() >> quality_results()
 
 
 observability_pipeline()

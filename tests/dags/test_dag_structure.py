@@ -73,7 +73,7 @@ def test_observability_watches_any_published_dataset(dagbag):
     published = {uri for dag in dagbag.dags.values() for uris in outlets(dag).values() for uri in uris}
     assert {d.uri for d in condition.objects} == published
     assert len(published) == 7
-    assert groups(dag) == ["data_quality_checks"]
+    assert groups(dag) == ["data_quality_checks", "quality_results"]
     assert outlets(dag) == {}
 
 
