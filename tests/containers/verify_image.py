@@ -12,7 +12,14 @@ is tagged with that name for this one build, then untagged.
    and .astro/ copied in;
 3. the ``astro dev start`` stack (tests/containers/astro-dev plus docker-compose.override.yml)
    comes up healthy, takes airflow_settings.yaml, and a triggered sales_core_pipeline run
-   leads to successful analytics and observability runs.
+   leads to successful analytics and observability runs;
+4. the same on CeleryExecutor (tests/containers/celery plus the override): Redis, two workers;
+   the sales run's tasks ran on both workers, an inventory run succeeds, and a worker killed in
+   the middle of a task does not stop its run from succeeding. Reports the day's end-to-end
+   time against step 3's (a ratio) and a task's start-up on a plain and a preloaded worker.
+
+Every published port of the compose files is moved to a random loopback port, so the stacks
+can run beside ``make run`` (which holds 8080, 5433, 5000, 8081 and 8082).
 """
 
 from __future__ import annotations
@@ -22,14 +29,18 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
+import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -43,7 +54,9 @@ DAGS = {
 }
 AIRFLOW_VERSION = "2.10.5"
 COPIED_IN = ("dags", "tests", "include", "plugins", ".astro")
-COMPOSE_PROJECT = "shopstream-image-test"
+COMPOSE_PROJECT = os.environ.get("SHOPSTREAM_COMPOSE_PROJECT", "shopstream-image-test")
+CELERY_PROJECT = f"{COMPOSE_PROJECT}-celery"
+WORKERS = ("worker-1", "worker-2")
 CHAIN_TIMEOUT = 1200
 FINISHED = ("success", "failed")
 
@@ -172,21 +185,39 @@ def check_pytest() -> None:
         raise VerifyError(f"pytest tests/ passed nothing in the image: {summary}")
 
 
-class Stack:
-    """The astro-dev-equivalent compose stack."""
+def loopback_ports(source: Path, folder: Path) -> Path:
+    """A copy of the compose file ``source`` in ``folder`` whose published ports are random loopback ports.
 
-    def __init__(self) -> None:
-        files = [HERE / "astro-dev" / "docker-compose.yml", PROJECT / "docker-compose.override.yml"]
+    Relative paths in it still resolve against the project directory (``--project-directory``).
+    """
+    document = yaml.safe_load(source.read_text())
+    for service in document.get("services", {}).values():
+        if "ports" in service:
+            service["ports"] = [f"127.0.0.1::{str(port).rsplit(':', 1)[-1]}" for port in service["ports"]]
+    target = folder / f"{source.parent.name}-{source.name}"
+    target.write_text(yaml.safe_dump(document, sort_keys=False))
+    return target
+
+
+class Stack:
+    """A compose stack of the image plus docker-compose.override.yml: by default the astro-dev equivalent."""
+
+    def __init__(self, stack_file: Path | None = None, project: str = COMPOSE_PROJECT) -> None:
+        self.folder = tempfile.TemporaryDirectory(prefix="shopstream-compose-")
+        sources = [stack_file or HERE / "astro-dev" / "docker-compose.yml", PROJECT / "docker-compose.override.yml"]
+        files = [loopback_ports(source, Path(self.folder.name)) for source in sources]
         compose = (
             ["docker", "compose"]
             if run("docker", "compose", "version", capture=True, check=False).returncode == 0
             else ["docker-compose"]
         )
-        self.compose = [*compose, "--project-name", COMPOSE_PROJECT, "--project-directory", str(PROJECT)]
+        self.compose = [*compose, "--project-name", project, "--project-directory", str(PROJECT)]
         for file in files:
             self.compose += ["-f", str(file)]
         self.env = {**os.environ, "SHOPSTREAM_IMAGE": IMAGE}
-        self.port = int(os.environ.get("SHOPSTREAM_WEBSERVER_PORT", "8080"))
+
+    def port(self, service: str, port: int) -> int:
+        return int(self("port", service, str(port), capture=True).stdout.strip().rsplit(":", 1)[1])
 
     def __call__(self, *args: str, capture: bool = False, check: bool = True):
         return run(*self.compose, *args, capture=capture, check=check, env=self.env)
@@ -195,8 +226,8 @@ class Stack:
         return self("exec", "-T", "scheduler", "airflow", *args, capture=True).stdout
 
     def metadata(self, statement: str, params=None) -> list[dict]:
-        port = self("port", "postgres", "5432", capture=True).stdout.strip().rsplit(":", 1)[1]
-        conn = psycopg2.connect(host="127.0.0.1", port=int(port), user="postgres", password="postgres")
+        port = self.port("postgres", 5432)
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", password="postgres")
         try:
             with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
                 cur.execute(statement, params)
@@ -217,7 +248,8 @@ class Stack:
         raise VerifyError(f"{what}: not within {timeout:.0f} s\n{logs[-4000:]}")
 
     def healthy(self) -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as response:
+        url = f"http://127.0.0.1:{self.port('webserver', 8080)}/health"
+        with urllib.request.urlopen(url, timeout=5) as response:
             health = json.load(response)
         parts = ("metadatabase", "scheduler", "triggerer")
         states = {part: health[part]["status"] for part in parts}
@@ -241,90 +273,261 @@ class Stack:
         return rows[0] if rows else None
 
 
-def check_stack() -> None:
-    stack = Stack()
-    step("astro dev start equivalent: docker compose up (tests/containers/astro-dev + docker-compose.override.yml)")
+def start_stack(stack: Stack, title: str) -> None:
+    """``up``; wait for /health; apply airflow_settings.yaml; wait for the DAGs and the seeded source."""
+    step(title)
     stack("down", "--volumes", "--remove-orphans", capture=True, check=False)
+    stack("up", "--detach")
+    stack.wait("/health reports the metadatabase, scheduler and triggerer healthy", stack.healthy, 300)
+
+    step("airflow_settings.yaml, applied in the scheduler container")
+    print(
+        stack(
+            "exec",
+            "-T",
+            "scheduler",
+            "python",
+            "-m",
+            "localdev.settings",
+            "apply",
+            "airflow_settings.yaml",
+            capture=True,
+        ).stdout.strip()
+    )
+    connections = {c["conn_id"] for c in json_output(stack.airflow("connections", "list", "-o", "json"))}
+    wanted = {
+        "shopstream_source",
+        "shopstream_warehouse",
+        "aws_default",
+        "inventory_api",
+        "slack_alerts",
+        "pagerduty_alerts",
+    }
+    if not wanted <= connections:
+        raise VerifyError(f"connections missing after applying airflow_settings.yaml: {sorted(wanted - connections)}")
+    pools = {p["pool"] for p in json_output(stack.airflow("pools", "list", "-o", "json"))}
+    if not {"shopstream_source_db", "inventory_api"} <= pools:
+        raise VerifyError(f"pools missing after applying airflow_settings.yaml: {sorted(pools)}")
+    stack.wait(
+        "the scheduler has registered the DAGs",
+        lambda: {r["dag_id"] for r in stack.metadata("SELECT dag_id FROM dag")} >= DAGS,
+        300,
+    )
+    stack.wait(
+        "the source database is seeded", lambda: "seeded " in stack("logs", "source-seed", capture=True).stdout, 300
+    )
+
+
+def next_slot(stack: Stack, dag_id: str):
+    return stack.metadata("SELECT next_dagrun FROM dag WHERE dag_id = %s", (dag_id,))[0]["next_dagrun"]
+
+
+def trigger(stack: Stack, dag_id: str, run_id: str, logical_date) -> None:
     try:
-        stack("up", "--detach")
-        stack.wait("/health reports the metadatabase, scheduler and triggerer healthy", stack.healthy, 300)
+        stack.airflow("dags", "trigger", dag_id, "--exec-date", logical_date.isoformat(), "--run-id", run_id)
+    except VerifyError:
+        runs = stack.metadata(
+            "SELECT run_id, run_type, state FROM dag_run WHERE dag_id = %s AND execution_date = %s",
+            (dag_id, logical_date),
+        )
+        if [r["run_id"] for r in runs] != [run_id]:  # a run of ours is fine: the CLI's exit status was not
+            raise VerifyError(f"{dag_id} could not be triggered at {logical_date}: that date has {runs}") from None
+        print(f"{dag_id} run {run_id} exists although `airflow dags trigger` failed; going on")
 
-        step("airflow_settings.yaml, applied in the scheduler container")
-        print(
-            stack(
-                "exec",
-                "-T",
-                "scheduler",
-                "python",
-                "-m",
-                "localdev.settings",
-                "apply",
-                "airflow_settings.yaml",
-                capture=True,
-            ).stdout.strip()
-        )
-        connections = {c["conn_id"] for c in json_output(stack.airflow("connections", "list", "-o", "json"))}
-        wanted = {
-            "shopstream_source",
-            "shopstream_warehouse",
-            "aws_default",
-            "inventory_api",
-            "slack_alerts",
-            "pagerduty_alerts",
-        }
-        if not wanted <= connections:
-            raise VerifyError(
-                f"connections missing after applying airflow_settings.yaml: {sorted(wanted - connections)}"
-            )
-        pools = {p["pool"] for p in json_output(stack.airflow("pools", "list", "-o", "json"))}
-        if not {"shopstream_source_db", "inventory_api"} <= pools:
-            raise VerifyError(f"pools missing after applying airflow_settings.yaml: {sorted(pools)}")
 
-        step("a triggered sales_core_pipeline run, then analytics and observability by Dataset")
+def wait_run(stack: Stack, dag_id: str, run_id: str) -> None:
+    stack.wait(
+        f"{dag_id} run {run_id} finished",
+        lambda: (stack.run_state(dag_id, run_id) or {}).get("state") in FINISHED,
+        CHAIN_TIMEOUT,
+    )
+    state = stack.run_state(dag_id, run_id)["state"]
+    if state != "success":
+        raise VerifyError(f"{dag_id} run {run_id} ended {state}")
+
+
+def run_day(stack: Stack, run_id: str, logical_date) -> tuple[float, list[tuple[str, str]]]:
+    """Trigger sales_core_pipeline; wait for it and its Dataset-triggered consumers to succeed.
+
+    Returns the seconds from the trigger to observability's success, and the (dag_id, run_id) of
+    the three runs.
+    """
+    step(f"a triggered sales_core_pipeline run ({run_id}), then analytics and observability by Dataset")
+    trigger(stack, "sales_core_pipeline", run_id, logical_date)
+    for dag_id in ("sales_core_pipeline", "analytics_and_reporting_pipeline", "observability_pipeline"):
+        stack.airflow("dags", "unpause", dag_id)
+    started = time.monotonic()
+    wait_run(stack, "sales_core_pipeline", run_id)
+    print(f"sales_core_pipeline: success after {time.monotonic() - started:.0f} s")
+    source = ("sales_core_pipeline", run_id)
+    runs = [source]
+    for dag_id in ("analytics_and_reporting_pipeline", "observability_pipeline"):
         stack.wait(
-            "the scheduler has registered the DAGs",
-            lambda: {r["dag_id"] for r in stack.metadata("SELECT dag_id FROM dag")} >= DAGS,
-            300,
-        )
-        stack.wait(
-            "the source database is seeded", lambda: "seeded " in stack("logs", "source-seed", capture=True).stdout, 300
-        )
-        slot = stack.metadata("SELECT next_dagrun FROM dag WHERE dag_id = 'sales_core_pipeline'")[0]["next_dagrun"]
-        stack.airflow(
-            "dags", "trigger", "sales_core_pipeline", "--exec-date", slot.isoformat(), "--run-id", "image_test"
-        )
-        for dag_id in ("sales_core_pipeline", "analytics_and_reporting_pipeline", "observability_pipeline"):
-            stack.airflow("dags", "unpause", dag_id)
-        started = time.monotonic()
-        stack.wait(
-            "sales_core_pipeline run image_test finished",
-            lambda: (stack.run_state("sales_core_pipeline", "image_test") or {}).get("state") in FINISHED,
+            f"a {dag_id} run started by {source[0]}'s Dataset events finished",
+            lambda dag_id=dag_id, source=source: (stack.consumer(dag_id, *source) or {}).get("state") in FINISHED,
             CHAIN_TIMEOUT,
         )
-        sales = stack.run_state("sales_core_pipeline", "image_test")
-        if sales["state"] != "success":
-            raise VerifyError(f"sales_core_pipeline ended {sales['state']} in the compose stack")
-        print(f"sales_core_pipeline: success after {time.monotonic() - started:.0f} s")
-        source = ("sales_core_pipeline", "image_test")
-        for dag_id in ("analytics_and_reporting_pipeline", "observability_pipeline"):
-            stack.wait(
-                f"a {dag_id} run started by {source[0]}'s Dataset events finished",
-                lambda dag_id=dag_id, source=source: (stack.consumer(dag_id, *source) or {}).get("state") in FINISHED,
-                CHAIN_TIMEOUT,
-            )
-            consumer = stack.consumer(dag_id, *source)
-            if consumer["state"] != "success":
-                raise VerifyError(f"{dag_id} run {consumer['run_id']} ended {consumer['state']} in the compose stack")
-            elapsed = time.monotonic() - started
-            print(f"{dag_id}: run {consumer['run_id']} (started by {source[0]}) succeeded after {elapsed:.0f} s")
-            source = (dag_id, consumer["run_id"])
+        consumer = stack.consumer(dag_id, *source)
+        if consumer["state"] != "success":
+            raise VerifyError(f"{dag_id} run {consumer['run_id']} ended {consumer['state']}")
+        elapsed = time.monotonic() - started
+        print(f"{dag_id}: run {consumer['run_id']} (started by {source[0]}) succeeded after {elapsed:.0f} s")
+        source = (dag_id, consumer["run_id"])
+        runs.append(source)
+    return elapsed, runs
+
+
+def task_instances(stack: Stack, runs: list[tuple[str, str]]) -> list[dict]:
+    """The task instances of ``runs`` that ran, with their start-up lag (queued to started, seconds)."""
+    rows = []
+    for dag_id, run_id in runs:
+        rows += stack.metadata(
+            "SELECT dag_id, task_id, map_index, state, hostname, try_number,"
+            " EXTRACT(EPOCH FROM start_date - queued_dttm)::float AS lag,"
+            " EXTRACT(EPOCH FROM start_date)::float AS started, EXTRACT(EPOCH FROM end_date)::float AS ended"
+            " FROM task_instance WHERE dag_id = %s AND run_id = %s AND queued_dttm IS NOT NULL"
+            " AND start_date IS NOT NULL ORDER BY start_date",
+            (dag_id, run_id),
+        )
+    return rows
+
+
+def startup(tis: list[dict], hostname: str | None = None) -> str:
+    lags = [ti["lag"] for ti in tis if hostname is None or ti["hostname"] == hostname]
+    if not lags:
+        return "no tasks"
+    return f"median {statistics.median(lags):.1f} s, max {max(lags):.1f} s over {len(lags)} tasks"
+
+
+def most_in_parallel(tis: list[dict]) -> int:
+    """The most task instances that were running at the same moment."""
+    edges = sorted([(ti["started"], 1) for ti in tis] + [(ti["ended"], -1) for ti in tis if ti["ended"]])
+    running = most = 0
+    for _, change in edges:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def check_stack() -> float:
+    """The astro dev start equivalent on LocalExecutor; returns the day's end-to-end seconds."""
+    stack = Stack()
+    try:
+        start_stack(stack, "astro dev start equivalent: docker compose up (tests/containers/astro-dev + the override)")
+        seconds, runs = run_day(stack, "image_test", next_slot(stack, "sales_core_pipeline"))
+        tis = task_instances(stack, runs)
+        print(f"LocalExecutor task start-up (queued to running; scheduler preloads the SDK): {startup(tis)}")
+        print(f"tasks running at once, at most: {most_in_parallel(tis)}")
+        print(f"retried tasks: {sum(ti['try_number'] > 1 for ti in tis)}")
+        return seconds
     finally:
         stack("down", "--volumes", "--remove-orphans", capture=True, check=False)
 
 
+def kill_worker_mid_task(stack: Stack, run_id: str, logical_date) -> None:
+    """Kill the worker running one of ``run_id``'s tasks; the run must still succeed, on the other worker."""
+    step(f"a worker killed in the middle of a task (sales_core_pipeline run {run_id})")
+    trigger(stack, "sales_core_pipeline", run_id, logical_date)
+    deadline = time.monotonic() + CHAIN_TIMEOUT
+    victim = None
+    while victim is None:
+        state = (stack.run_state("sales_core_pipeline", run_id) or {}).get("state")
+        if time.monotonic() > deadline or state in FINISHED:
+            raise VerifyError(f"no task of {run_id} was seen running on a worker")
+        running = stack.metadata(
+            "SELECT task_id, map_index, hostname, try_number FROM task_instance"
+            " WHERE dag_id = 'sales_core_pipeline' AND run_id = %s AND state = 'running' AND hostname = ANY(%s)",
+            (run_id, list(WORKERS)),
+        )
+        victim = running[0] if running else None
+        time.sleep(0.5)
+    stack("kill", "-s", "SIGKILL", victim["hostname"])
+    killed_at, killed_utc = time.monotonic(), datetime.now(UTC)
+    survivor = next(w for w in WORKERS if w != victim["hostname"])
+    print(f"killed {victim['hostname']} (SIGKILL) while {victim['task_id']} try {victim['try_number']} was running")
+    wait_run(stack, "sales_core_pipeline", run_id)
+    key = (run_id, victim["task_id"], victim["map_index"])
+    final = stack.metadata(
+        "SELECT state, hostname, try_number, start_date FROM task_instance"
+        " WHERE dag_id = 'sales_core_pipeline' AND run_id = %s AND task_id = %s AND map_index = %s",
+        key,
+    )[0]
+    killed_try = stack.metadata(
+        "SELECT state, hostname FROM task_instance_history"
+        " WHERE dag_id = 'sales_core_pipeline' AND run_id = %s AND task_id = %s AND map_index = %s"
+        " AND try_number = %s",
+        (*key, victim["try_number"]),
+    )
+    if final["state"] != "success" or final["hostname"] != survivor or final["try_number"] <= victim["try_number"]:
+        raise VerifyError(f"{victim['task_id']} after its worker was killed: {final}; wanted a later try on {survivor}")
+    if not killed_try or killed_try[0]["state"] != "failed":
+        raise VerifyError(f"the killed try of {victim['task_id']} was not recorded as failed: {killed_try}")
+    zombie_lines = [
+        line
+        for line in stack("logs", "--no-color", "scheduler", capture=True).stdout.splitlines()
+        if "zombie" in line.lower() and victim["task_id"] in line
+    ]
+    print(
+        f"{victim['task_id']}: try {victim['try_number']} on {victim['hostname']} failed (zombie: no heartbeat),"
+        f" try {final['try_number']} started on {survivor}"
+        f" {(final['start_date'] - killed_utc).total_seconds():.0f} s after the kill and succeeded;"
+        f" run {run_id} succeeded {time.monotonic() - killed_at:.0f} s after the kill"
+    )
+    for line in zombie_lines[:2]:
+        print(f"  scheduler: {line.split('|', 1)[-1].strip()[:300]}")
+
+
+def check_celery(local_seconds: float | None) -> None:
+    """The same DAGs on CeleryExecutor with two workers (tests/containers/celery)."""
+    stack = Stack(HERE / "celery" / "docker-compose.yml", CELERY_PROJECT)
+    started = time.monotonic()
+    try:
+        start_stack(stack, "CeleryExecutor: docker compose up (tests/containers/celery + the override)")
+        stack.wait(
+            "both Celery workers are ready",
+            lambda: all(" ready." in stack("logs", "--no-color", w, capture=True).stdout for w in WORKERS),
+            300,
+        )
+        slot = next_slot(stack, "sales_core_pipeline")
+        seconds, runs = run_day(stack, "image_test", slot)
+        tis = task_instances(stack, runs)
+        sales_hosts = {ti["hostname"] for ti in tis if ti["dag_id"] == "sales_core_pipeline"}
+        print(f"hosts of sales_core_pipeline's tasks: {sorted(sales_hosts)}")
+        print(f"hosts of all {len(tis)} tasks of the day: {sorted({ti['hostname'] for ti in tis})}")
+        if not set(WORKERS) <= sales_hosts:
+            raise VerifyError(f"the tasks of one sales_core_pipeline run did not run on both workers: {sales_hosts}")
+        print(f"retried tasks: {sum(ti['try_number'] > 1 for ti in tis)}")
+        print(f"tasks running at once, at most: {most_in_parallel(tis)}")
+        if local_seconds:
+            print(
+                f"one day end to end: CeleryExecutor {seconds:.0f} s, LocalExecutor {local_seconds:.0f} s"
+                f" (Celery / Local = {seconds / local_seconds:.2f})"
+            )
+        worker_2_log = stack("logs", "--no-color", "worker-2", capture=True).stdout.splitlines()
+        preload_line = next((line for line in worker_2_log if "preloaded" in line), "worker-2: no preload line")
+        print(
+            f"Celery task start-up (queued to running): worker-1 (plain): {startup(tis, 'worker-1')};"
+            f" worker-2 (SDK preloaded): {startup(tis, 'worker-2')}"
+        )
+        print(f"  {preload_line.split('|', 1)[-1].strip()}")
+
+        step("an inventory_mgmt_pipeline run on the Celery workers")
+        trigger(stack, "inventory_mgmt_pipeline", "image_test", next_slot(stack, "inventory_mgmt_pipeline"))
+        stack.airflow("dags", "unpause", "inventory_mgmt_pipeline")
+        wait_run(stack, "inventory_mgmt_pipeline", "image_test")
+        hosts = {ti["hostname"] for ti in task_instances(stack, [("inventory_mgmt_pipeline", "image_test")])}
+        print(f"inventory_mgmt_pipeline run image_test: success, on {sorted(hosts)}")
+
+        kill_worker_mid_task(stack, "worker_killed", slot - timedelta(days=1))
+    finally:
+        stack("down", "--volumes", "--remove-orphans", capture=True, check=False)
+    print(f"the Celery stack added {time.monotonic() - started:.0f} s to the image test")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("build", "test"))
+    # stacks: build, then only the two compose stacks (steps 3 and 4); celery: only step 4.
+    parser.add_argument("action", choices=("build", "test", "stacks", "celery"))
     args = parser.parse_args(argv)
     if shutil.which("docker") is None or run("docker", "info", capture=True, check=False).returncode != 0:
         print(
@@ -338,7 +541,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "test":
             check_dags()
             check_pytest()
-            check_stack()
+        if args.action in ("test", "stacks"):
+            check_celery(local_seconds=check_stack())
+        if args.action == "celery":
+            check_celery(local_seconds=None)
     except VerifyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
