@@ -12,6 +12,8 @@ Lake keys of a business date, e.g. for links to a day's report::
 
     outputs.DAILY_REPORT_CSV.key_for(date(2026, 11, 23))  # reports/daily/ds=2026-11-23/daily_report.csv
     outputs.REVENUE_CHART.uri_for("2026-11-23")           # s3://shopstream/reports/daily/ds=.../revenue_30d.png
+    outputs.FEATURES_FILE.key_for(day)                    # features/customer/ds=<day>/features.parquet
+    outputs.QUALITY_RESULTS.key_for(logical_date, f"{ts_nodash}.json")  # quality/results/ds=<ds>/<ts>.json
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ BUSINESS_DATE = Partition("ds", "data_interval_start", "%Y-%m-%d")
 # Snapshots of a run that may happen several times a day.
 INTERVAL_START = Partition("ts", "data_interval_start", "%Y%m%dT%H%M%S")
 LOGICAL_MOMENT = Partition("ts", "logical_date", "%Y%m%dT%H%M%S")  # Airflow's ts_nodash
+LOGICAL_DATE = Partition("ds", "logical_date", "%Y-%m-%d")  # Airflow's ds
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ CATALOG_FILE = LakeFile("gold/product_catalog", "product_catalog.parquet", None)
 DAILY_REPORT_CSV = LakeFile("reports/daily", "daily_report.csv")
 REVENUE_CHART = LakeFile("reports/daily", "revenue_30d.png")
 FEATURES_FILE = LakeFile("features/customer", "features.parquet")
+# One results file per observability run: key_for(run's logical date, f"{ts_nodash}.json").
+QUALITY_RESULTS = LakeFile("quality/results", partition=LOGICAL_DATE)
 
 ORDERS = Output(
     "orders",

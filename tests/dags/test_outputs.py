@@ -79,3 +79,5 @@ def test_a_business_date_names_the_same_key_in_python_and_in_a_template():
     assert outputs.DAILY_REPORT_CSV.key_for("2026-11-23") == "reports/daily/ds=2026-11-23/daily_report.csv"
     assert outputs.REVENUE_CHART.uri_for(run) == "s3://shopstream/reports/daily/ds=2026-11-23/revenue_30d.png"
     assert outputs.FEATURES_FILE.key_for(run.date()) == "features/customer/ds=2026-11-23/features.parquet"
+    results = outputs.QUALITY_RESULTS.key_for(run, "20261123T020000.json")
+    assert results == "quality/results/ds=2026-11-23/20261123T020000.json"
