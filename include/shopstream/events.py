@@ -2,7 +2,7 @@
 
 A run the scheduler started on Datasets has them in ``triggering_dataset_events``; any other run
 (started by hand, by ``airflow dags test`` or by the REST API) has none, and the entry is not
-read at all: under ``airflow dags test`` reading it fails on the run's detached database row.
+read at all, so ``airflow dags test`` never depends on it.
 """
 
 from __future__ import annotations
