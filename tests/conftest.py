@@ -27,7 +27,7 @@ os.environ.setdefault("AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS", "False")
 
 
 # What `make test` installs from requirements.lock and the deployment image does not have.
-DEV_TOOLS = ("pgserver", "moto", "testcontainers", "ruff", "hypothesis", "time_machine")
+DEV_TOOLS = ("pgserver", "moto", "testcontainers", "ruff", "hypothesis", "time_machine", "playwright")
 
 # Registered here rather than in pyproject.toml, which the deployment image does not hold.
 MARKERS = (

@@ -12,6 +12,7 @@ rebuilds links whose classes a plugin names. ``attach`` puts links on one task.
 
 from __future__ import annotations
 
+import mimetypes
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attr
@@ -35,13 +36,31 @@ def s3_uri_in(value: Any, field: str | None) -> str | None:
     return None
 
 
+# What a browser shows in the tab rather than saves; the rest opens as a download.
+SHOWN_INLINE = ("image/png", "text/csv", "application/json")
+
+
+def response_headers(key: str) -> dict[str, str]:
+    """The Content-Type and Content-Disposition the presigned GET asks S3 to answer with.
+
+    Objects are written without a content type (S3 then says ``binary/octet-stream`` and the
+    browser downloads even the chart), so the link names it from the file's extension.
+    """
+    filename = key.rsplit("/", 1)[-1]
+    kind = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    disposition = "inline" if kind in SHOWN_INLINE else "attachment"
+    return {"ResponseContentType": kind, "ResponseContentDisposition": f'{disposition}; filename="{filename}"'}
+
+
 def presigned_url(uri: str, expires_in: int = PRESIGNED_SECONDS) -> str:
     """A GET URL for ``s3://bucket/key`` that a browser can open without credentials."""
-    from include.shopstream.warehouse import lake_hook
+    from include.shopstream.lake import lake_hook
 
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     url = lake_hook().generate_presigned_url(
-        client_method="get_object", params={"Bucket": bucket, "Key": key}, expires_in=expires_in
+        client_method="get_object",
+        params={"Bucket": bucket, "Key": key, **response_headers(key)},
+        expires_in=expires_in,
     )
     return url or ""
 

@@ -49,7 +49,7 @@ def _text_table(name: str, columns: tuple[str, ...]):
 
 @task(pool="shopstream_source_db")
 def extract_customers(data_interval_start=None) -> dict:
-    """Snapshot the source's customers to raw/customers/ds=<ds>/."""
+    """Snapshot the source's customers to `raw/customers/ds=<ds>/`."""
     from include.shopstream.lake import extract_from_source
 
     extract = extract_from_source("customers_extract.sql", RAW_CUSTOMERS.key_for(data_interval_start))
@@ -58,7 +58,7 @@ def extract_customers(data_interval_start=None) -> dict:
 
 @task(pool="shopstream_source_db")
 def extract_orders(data_interval_start=None, data_interval_end=None) -> dict:
-    """COPY the orders created or changed in the data interval to raw/orders/ds=<ds>/, in parts."""
+    """COPY the orders created or changed in the data interval to `raw/orders/ds=<ds>/`, in parts."""
     from include.shopstream.lake import extract_from_source
 
     extract = extract_from_source(

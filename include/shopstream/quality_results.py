@@ -82,14 +82,16 @@ def summary_lines(document: dict) -> list[str]:
 @task(task_id="quality_results", trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=alert_unless_checks_failed)
 def publish_results(**context) -> dict:
     """Write and log which checks ran on which tables, then fail if any check failed."""
-    from include.shopstream.warehouse import BUCKET, lake_hook
+    from include.shopstream.lake import lake_hook
+    from include.shopstream.names import BUCKET
+    from include.shopstream.outputs import QUALITY_RESULTS
 
     states = {ti.task_id: ti.state for ti in context["dag_run"].get_task_instances()}
     document = summarize(context["dag"], states)
     document["run_id"] = context["run_id"]
     for line in summary_lines(document):
         log.info("%s", line)
-    key = f"quality/results/ds={context['ds']}/{context['ts_nodash']}.json"
+    key = QUALITY_RESULTS.key_for(context["logical_date"], f"{context['ts_nodash']}.json")
     lake_hook().load_string(json.dumps(document, indent=2), key=key, bucket_name=BUCKET, replace=True)
     published = {"results": f"s3://{BUCKET}/{key}", **document["counts"]}
     failed = [r for r in document["results"] if r["outcome"] == "failed"]

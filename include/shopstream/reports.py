@@ -26,7 +26,7 @@ TOP_PRODUCT_COLUMNS = ("week_start", "rank", "sku", "category", "units", "revenu
 
 @task
 def write_report_files(day: str) -> dict:
-    """The day's report as CSV and a chart of the trailing 30 days, under reports/daily/ds=<day>/."""
+    """The day's report as CSV and a chart of the trailing 30 days, under `reports/daily/ds=<day>/`."""
     import io
     from datetime import date, timedelta
 

@@ -6,8 +6,7 @@ Names (connections, schemas, SQL files) are in ``names.py``; the lake's helpers 
 
 from __future__ import annotations
 
-from include.shopstream.lake import lake_hook  # noqa: F401 - older import path, kept while callers move
-from include.shopstream.names import BUCKET, GOLD, WAREHOUSE_CONN_ID, sql  # noqa: F401 - BUCKET: as lake_hook
+from include.shopstream.names import GOLD, WAREHOUSE_CONN_ID, sql
 
 
 def table(name: str, schema: str = GOLD, columns=None):

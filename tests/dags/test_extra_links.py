@@ -105,3 +105,20 @@ def test_a_task_that_returned_nothing_has_an_empty_link(monkeypatch):
     monkeypatch.setattr(XCom, "get_value", staticmethod(lambda **_: {"csv": "s3://shopstream/r.csv"}))
     assert links.DailyReportLink().get_link(None, ti_key=object()) == "http://x"
     assert presigned == ["s3://shopstream/r.csv"]
+
+
+@pytest.mark.parametrize(
+    ("key", "kind", "disposition"),
+    [
+        ("reports/daily/ds=2026-11-16/revenue_30d.png", "image/png", 'inline; filename="revenue_30d.png"'),
+        ("reports/daily/ds=2026-11-16/daily_report.csv", "text/csv", 'inline; filename="daily_report.csv"'),
+        ("quality/results/ds=2026-11-16/20261116T060000.json", "application/json",
+         'inline; filename="20261116T060000.json"'),
+        ("features/customer/ds=2026-11-16/features.parquet", "application/octet-stream",
+         'attachment; filename="features.parquet"'),
+    ],
+)  # fmt: skip
+def test_the_link_names_the_content_type_so_the_chart_opens_in_the_tab(key, kind, disposition):
+    # Objects are written without a content type; S3 would answer binary/octet-stream and the
+    # browser would download the chart instead of showing it (the browser test met exactly that).
+    assert links.response_headers(key) == {"ResponseContentType": kind, "ResponseContentDisposition": disposition}
