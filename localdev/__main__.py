@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-from localdev import LocalDevError
+from localdev import LocalDevError, backfill
 from localdev.stack import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -27,14 +28,32 @@ def state_dir() -> Path:
     return Path(os.environ.get("SHOPSTREAM_STATE_DIR", ROOT / ".local")).resolve()
 
 
+def report_history(history: backfill.Backfill | None) -> None:
+    if history is None:
+        print(f"history: no backfill ({backfill.SETTING}=0)", flush=True)
+        return
+    span = f"{history.dates[0]:%Y-%m-%d} to {history.dates[-1]:%Y-%m-%d}"
+    todo = len(history.dates) - len(history.reported)
+    if not todo:
+        print(f"history: all {len(history.dates)} days ({span}) ingested already", flush=True)
+        return
+    print(
+        f"history: backfilling {todo} of {len(history.dates)} days ({span}) through"
+        f" {backfill.DAG_ID} in the background; the UI is usable meanwhile ({backfill.SETTING}=0 turns it off)",
+        flush=True,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     # Like `astro dev start`, take settings from .env; the shell's own variables win.
     for key, value in read_dotenv(ROOT / ".env").items():
         os.environ.setdefault(key, value)
     if not 0.0 <= args.inventory_failure_rate <= 1.0:
         raise LocalDevError(f"the inventory failure rate must be between 0 and 1, got {args.inventory_failure_rate}")
+    history_days = backfill.days_from_env(os.environ)
     stack = Stack(
         state_dir=state_dir(),
+        history_days=max(21, backfill.seeded_days_needed(history_days, datetime.now(UTC))),
         ports=Ports.from_env(os.environ),
         postgres_url=os.environ.get("SHOPSTREAM_POSTGRES_URL") or None,
         failure_rate=args.inventory_failure_rate,
@@ -52,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         stack.prepare_airflow()
         print("starting Airflow (scheduler on LocalExecutor, webserver)...", flush=True)
         stack.start_airflow()
+        history = stack.start_backfill(history_days)
         print(
             f"\nShopStream is up: http://localhost:{stack.ports.webserver}  (login {ADMIN_USER} / {ADMIN_PASSWORD})\n"
             f"  Postgres         {stack.pg.url()}  databases airflow, shopstream_source, shopstream_warehouse\n"
@@ -62,9 +82,20 @@ def run(args: argparse.Namespace) -> int:
             "Ctrl-C (or `make stop`) stops everything.",
             flush=True,
         )
-        last_seed = time.monotonic()
+        report_history(history)
+        last_seed = last_progress = time.monotonic()
         while True:
             stack.check_alive()
+            if history and not history.complete() and time.monotonic() - last_progress > 5:
+                for line in history.progress():
+                    print(line, flush=True)
+                if history.complete():
+                    print(
+                        f"history: all {len(history.dates)} days ingested; analytics_and_reporting_pipeline and"
+                        " observability_pipeline follow through their Datasets",
+                        flush=True,
+                    )
+                last_progress = time.monotonic()
             if time.monotonic() - last_seed > 60:  # today's orders keep arriving
                 stack.seed_source()
                 last_seed = time.monotonic()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from localdev import LocalDevError, alert_sink, inventory_api, postgres, s3, seed
+from localdev import LocalDevError, alert_sink, backfill, inventory_api, postgres, s3, seed
 from localdev.generator import Scale, ShopStreamData
 from localdev.processes import Service, ensure_port_free, pid_alive, spawn, stop_process_group, wait_until
 
@@ -101,10 +101,12 @@ class Stack:
     ports: Ports = field(default_factory=Ports)
     postgres_url: str | None = None
     failure_rate: float = 0.1
+    history_days: int = 21
     data: ShopStreamData = field(default_factory=lambda: ShopStreamData(scale=Scale(bad_share=0.01)))
     services: list[Service] = field(default_factory=list)
     pg: postgres.PostgresServer | None = None
     lake: s3.S3Server | None = None
+    backfill_process: Service | None = None
 
     @property
     def logs(self) -> Path:
@@ -129,7 +131,7 @@ class Stack:
             self._track(self.pg.service)
         for database in (METADATA_DB, SOURCE_DB, WAREHOUSE_DB):
             self.pg.ensure_database(database)
-        self.seed_source(history_days=21)
+        self.seed_source(history_days=self.history_days)
         self.lake = s3.start(self.ports.s3, self.logs / "s3.log")
         self._track(self.lake.service)
         self.lake.restore(self.state_dir / "s3")
@@ -311,13 +313,46 @@ class Stack:
 
     def listed_dag_ids(self) -> set[str]:
         """The DAG ids the webserver's REST API lists."""
+        return {dag["dag_id"] for dag in self.api("GET", "/dags?limit=100")["dags"]}
+
+    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One call to the webserver's REST API (``/api/v1`` + ``path``) as the admin user."""
         token = base64.b64encode(f"{ADMIN_USER}:{ADMIN_PASSWORD}".encode()).decode()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.ports.webserver}/api/v1/dags?limit=100",
-            headers={"Authorization": f"Basic {token}"},
+            f"http://127.0.0.1:{self.ports.webserver}/api/v1{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return {dag["dag_id"] for dag in json.load(response)["dags"]}
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def metadata(self, statement: str, params: tuple = ()) -> list[tuple]:
+        """Rows of one query on Airflow's metadata database."""
+        with self.pg.connect(METADATA_DB) as conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall()
+
+    def start_backfill(self, days: int) -> backfill.Backfill | None:
+        """Backfill the ``days`` days before the scheduler's own run, in the background (localdev/backfill.py)."""
+        if days == 0:
+            return None
+        history = backfill.Backfill(dates=backfill.logical_dates(days, datetime.now(UTC)), query=self.metadata)
+        for run_id in history.unfinished_run_ids():
+            # Left running by a backfill that was stopped: failed, so that --rerun-failed-tasks redoes it.
+            self.api("PATCH", f"/dags/{backfill.DAG_ID}/dagRuns/{run_id}", {"state": "failed"})
+        missing = history.missing()
+        history.reported = {day for day in history.dates if day not in missing}
+        if missing:
+            self.backfill_process = spawn(
+                "Airflow backfill",
+                [sys.executable, "-m", "airflow", *history.command(missing)],
+                self.logs / "backfill.log",
+                env=self.airflow_env(),
+                cwd=ROOT,
+            )
+            self._write_state()
+        return history
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -327,8 +362,12 @@ class Stack:
 
     def _write_state(self) -> None:
         self.state_file.write_text(
-            json.dumps({"runner_pid": os.getpid(), "services": {s.name: s.pid for s in self.services}}, indent=2)
+            json.dumps({"runner_pid": os.getpid(), "services": {s.name: s.pid for s in self.background()}}, indent=2)
         )
+
+    def background(self) -> list[Service]:
+        """Every process this stack started: the services, and the backfill while it runs."""
+        return [*self.services, *([self.backfill_process] if self.backfill_process else [])]
 
     def check_alive(self) -> None:
         for service in self.services:
@@ -340,6 +379,8 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every process this stack started, newest first."""
+        if self.backfill_process and self.backfill_process.running():
+            self.backfill_process.stop()
         while self.services:
             service = self.services.pop()
             try:

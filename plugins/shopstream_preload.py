@@ -6,7 +6,8 @@ that process does is parse its DAG file, which imports the Astro SDK, pandas and
 Imported once in the scheduler, before its executor and DAG file processors start, those
 modules are inherited by every process it forks.
 
-Every Airflow process loads this plugin, but only ``airflow scheduler`` imports anything:
+Every Airflow process loads this plugin, but only ``airflow scheduler`` (and ``airflow dags
+backfill``, which runs its own executor) imports anything:
 the webserver, the triggerer and the CLI stay as light as they were. A failed import is
 logged and changes nothing else: the tasks then import what they need themselves.
 """
@@ -25,8 +26,9 @@ from airflow.plugins_manager import AirflowPlugin
 log = logging.getLogger(__name__)
 
 PACKAGE = "include.shopstream"
-# The Airflow sub-commands whose process forks the task processes (LocalExecutor).
-FORKING_COMMANDS = frozenset({"scheduler"})
+# The Airflow sub-commands whose process forks the task processes (LocalExecutor): the
+# scheduler, and a backfill, which runs its own executor (`make run` backfills the history).
+FORKING_COMMANDS = frozenset({("scheduler",), ("dags", "backfill")})
 
 
 def pipeline_modules() -> list[str]:
@@ -43,7 +45,7 @@ def preload() -> list[str]:
 
 
 class Preloader:
-    """An Airflow listener: on the scheduler's start, import the pipelines' modules."""
+    """An Airflow listener: when a scheduler or backfill starts, import the pipelines' modules."""
 
     def __init__(self, argv: list[str] | None = None) -> None:
         self.argv = sys.argv if argv is None else argv
@@ -51,8 +53,8 @@ class Preloader:
 
     @hookimpl
     def on_starting(self, component) -> None:
-        command = self.argv[1] if len(self.argv) > 1 else None
-        if self.done or command not in FORKING_COMMANDS:
+        forks = any(tuple(self.argv[1 : 1 + len(command)]) == command for command in FORKING_COMMANDS)
+        if self.done or not forks:
             return
         self.done = True
         started = time.perf_counter()

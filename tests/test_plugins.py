@@ -35,6 +35,8 @@ def preload_calls(preload_plugin, monkeypatch):
         ["airflow", "webserver"],
         ["airflow", "triggerer"],
         ["airflow", "dags", "trigger", "sales_core_pipeline"],
+        ["airflow", "dags", "test", "sales_core_pipeline"],
+        ["airflow", "backfill"],
         ["airflow"],
         ["python", "-c"],
     ],
@@ -49,6 +51,12 @@ def test_the_scheduler_preloads_once(preload_plugin, preload_calls):
     listener.on_starting(component=None)
     # A LocalTaskJob forked from the scheduler starts with the same argv: no second import.
     listener.on_starting(component=None)
+    assert preload_calls == [1]
+
+
+def test_a_backfill_preloads_for_its_own_executor(preload_plugin, preload_calls):
+    argv = ["/usr/local/bin/airflow", "dags", "backfill", "sales_core_pipeline", "--start-date", "2026-11-01"]
+    preload_plugin.Preloader(argv=argv).on_starting(component=None)
     assert preload_calls == [1]
 
 

@@ -39,6 +39,8 @@ def run_env(state_dir, **extra) -> dict:
             "SHOPSTREAM_S3_PORT": str(free_port()),
             "SHOPSTREAM_INVENTORY_API_PORT": str(free_port()),
             "SHOPSTREAM_ALERT_SINK_PORT": str(free_port()),
+            # The history backfill has its own test (test_backfill.py); here it would only add load.
+            "SHOPSTREAM_BACKFILL_DAYS": "0",
         }
     )
     for name in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER"):

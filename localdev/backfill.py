@@ -1,0 +1,122 @@
+"""History, the Airflow way: the seeded days go through sales_core_pipeline with Airflow's backfill.
+
+``make run`` seeds weeks of orders into the source database, but ``sales_core_pipeline`` has
+catchup off, so the scheduler ingests only the latest interval. After the platform is up,
+``airflow dags backfill`` runs the intervals before it, one after another (the DAG's
+``max_active_runs``), in the background. Each run publishes its Datasets, so analytics and
+observability follow as they do for a scheduled run, and the 30-day chart fills in.
+
+- ``SHOPSTREAM_BACKFILL_DAYS`` (default 21, the seeded history) is how many days; 0 turns it off.
+- A day whose run has succeeded (backfilled, scheduled or triggered) is not run again, so a
+  second ``make run`` backfills only what is missing; a run that a stopped backfill left
+  unfinished is marked failed and its tasks re-run.
+- The runner prints a line per finished day; the runs show in the grid as backfill runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
+
+from localdev import LocalDevError
+
+DAG_ID = "sales_core_pipeline"
+DEFAULT_DAYS = 21
+SETTING = "SHOPSTREAM_BACKFILL_DAYS"
+MAX_DAYS = 366
+RUN_HOUR = 2  # sales_core_pipeline runs at 02:00 UTC
+
+
+def days_from_env(env: Mapping[str, str]) -> int:
+    """``SHOPSTREAM_BACKFILL_DAYS`` as a number of days (0 to 366); one clear line otherwise."""
+    value = env.get(SETTING, "").strip()
+    if not value:
+        return DEFAULT_DAYS
+    if not value.isdigit() or int(value) > MAX_DAYS:
+        raise LocalDevError(f"{SETTING} must be a whole number of days from 0 to {MAX_DAYS}, got {value!r}")
+    return int(value)
+
+
+def logical_dates(days: int, now: datetime) -> list[datetime]:
+    """The ``days`` daily intervals before the one the scheduler runs itself (catchup off).
+
+    A run with logical date D 02:00 ingests D 02:00 to D+1 02:00; the scheduler runs the latest
+    interval that has ended, so the backfill ends the day before it.
+    """
+    latest_end = datetime.combine(now.date(), clock(RUN_HOUR), tzinfo=UTC)
+    if now < latest_end:
+        latest_end -= timedelta(days=1)
+    scheduled = latest_end - timedelta(days=1)
+    return [scheduled - timedelta(days=n) for n in range(days, 0, -1)]
+
+
+def seeded_days_needed(days: int, now: datetime) -> int:
+    """How many days of history the source must hold for ``days`` backfilled intervals."""
+    dates = logical_dates(days, now)
+    return (now.date() - dates[0].date()).days if dates else 0
+
+
+@dataclass
+class Backfill:
+    """One background ``airflow dags backfill`` of the missing days, and its progress lines."""
+
+    dates: list[datetime]
+    query: Callable[[str, tuple], list[tuple]]
+    started: float = field(default_factory=time.monotonic)
+    reported: set[datetime] = field(default_factory=set)
+
+    def runs(self) -> dict[datetime, tuple[str, str]]:
+        """Logical date -> (state, run id) of the sales run of each wanted day that has one."""
+        if not self.dates:
+            return {}
+        rows = self.query(
+            "SELECT execution_date, state, run_id FROM dag_run WHERE dag_id = %s"
+            " AND execution_date >= %s AND execution_date <= %s",
+            (DAG_ID, self.dates[0], self.dates[-1]),
+        )
+        wanted = set(self.dates)
+        return {row[0]: (row[1], row[2]) for row in rows if row[0] in wanted}
+
+    def states(self) -> dict[datetime, str]:
+        return {day: state for day, (state, _) in self.runs().items()}
+
+    def unfinished_run_ids(self) -> list[str]:
+        """Runs of wanted days left running or queued (by a backfill that was stopped)."""
+        return [run_id for state, run_id in self.runs().values() if state not in ("success", "failed")]
+
+    def missing(self) -> list[datetime]:
+        states = self.states()
+        return [d for d in self.dates if states.get(d) != "success"]
+
+    def command(self, missing: list[datetime]) -> list[str]:
+        return [
+            "dags",
+            "backfill",
+            DAG_ID,
+            "--start-date",
+            missing[0].isoformat(),
+            "--end-date",
+            missing[-1].isoformat(),
+            "--rerun-failed-tasks",
+            "--continue-on-failures",
+            "--yes",
+        ]
+
+    def progress(self) -> list[str]:
+        """A line for each wanted day that finished since the last call."""
+        lines = []
+        states = self.states()
+        finished = [d for d in self.dates if states.get(d) in ("success", "failed") and d not in self.reported]
+        for day in finished:
+            self.reported.add(day)
+            done = sum(1 for d in self.dates if states.get(d) == "success")
+            minutes = (time.monotonic() - self.started) / 60
+            outcome = "ingested" if states[day] == "success" else "FAILED (see its run in the grid)"
+            lines.append(f"history: {day:%Y-%m-%d} {outcome}  ({done}/{len(self.dates)} days, {minutes:.1f} min)")
+        return lines
+
+    def complete(self) -> bool:
+        return len(self.reported) == len(self.dates)

@@ -1,0 +1,120 @@
+"""`make run` backfills the seeded history through sales_core_pipeline with Airflow's own backfill.
+
+The platform test runs two days (SHOPSTREAM_BACKFILL_DAYS=2) to keep it short; the README
+states how long the default 21 takes. The date arithmetic and the setting are checked apart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from localdev import LocalDevError, backfill
+from tests.localdev.test_run import api, run_env, run_once, start_run, stop_run
+
+
+@pytest.mark.parametrize(
+    ("now", "first", "last"),
+    [
+        # After 02:00 the scheduler runs the interval that ended at 02:00 today (logical date yesterday).
+        (datetime(2026, 11, 26, 16, 0, tzinfo=UTC), datetime(2026, 11, 22, 2, tzinfo=UTC),
+         datetime(2026, 11, 24, 2, tzinfo=UTC)),
+        (datetime(2026, 11, 26, 2, 0, tzinfo=UTC), datetime(2026, 11, 22, 2, tzinfo=UTC),
+         datetime(2026, 11, 24, 2, tzinfo=UTC)),
+        # Before 02:00 that interval has not ended: everything moves a day back.
+        (datetime(2026, 11, 26, 1, 59, tzinfo=UTC), datetime(2026, 11, 21, 2, tzinfo=UTC),
+         datetime(2026, 11, 23, 2, tzinfo=UTC)),
+    ],
+)  # fmt: skip
+def test_the_backfill_ends_the_day_before_the_schedulers_own_run(now, first, last):
+    dates = backfill.logical_dates(3, now)
+    assert (dates[0], dates[-1], len(dates)) == (first, last, 3)
+    assert all((b - a).days == 1 for a, b in itertools.pairwise(dates))
+
+
+def test_the_seeded_history_covers_every_backfilled_interval():
+    now = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
+    for days in (1, 21, 40):
+        first = backfill.logical_dates(days, now)[0]
+        # The first interval starts at 02:00 on its day: the source must hold that day.
+        assert (now.date() - first.date()).days == backfill.seeded_days_needed(days, now)
+    assert backfill.seeded_days_needed(0, now) == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "2.5", "many", "367", "1e3", " 7x"])
+def test_a_bad_backfill_setting_is_one_clear_error(value):
+    with pytest.raises(LocalDevError, match=r"SHOPSTREAM_BACKFILL_DAYS must be a whole number of days from 0 to 366"):
+        backfill.days_from_env({"SHOPSTREAM_BACKFILL_DAYS": value})
+
+
+@pytest.mark.parametrize(("value", "days"), [(None, 21), ("", 21), ("0", 0), ("7", 7), (" 3 ", 3)])
+def test_the_backfill_setting(value, days):
+    assert backfill.days_from_env({} if value is None else {"SHOPSTREAM_BACKFILL_DAYS": value}) == days
+
+
+@pytest.mark.services
+@pytest.mark.xdist_group("platform")
+def test_a_bad_backfill_setting_stops_run_before_anything_starts(tmp_path):
+    result = run_once(run_env(tmp_path / "state", SHOPSTREAM_BACKFILL_DAYS="lots"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: SHOPSTREAM_BACKFILL_DAYS must be a whole number of days from 0 to 366, got 'lots'"
+    ]
+    assert not (tmp_path / "state" / "postgres").exists()
+
+
+def sales_runs(env) -> dict[str, dict]:
+    runs = api(env, "/api/v1/dags/sales_core_pipeline/dagRuns?limit=100")["dag_runs"]
+    return {run["logical_date"]: run for run in runs}
+
+
+def wait_for_lines(process, pattern: str, count: int, timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [line for line in process.output if re.search(pattern, line)]
+        if len(found) >= count:
+            return found
+        assert process.poll() is None, "".join(process.output)
+        time.sleep(2)
+    raise AssertionError(f"no {count} lines matching {pattern!r} in {timeout} s:\n" + "".join(process.output))
+
+
+@pytest.mark.services
+@pytest.mark.xdist_group("platform")
+def test_run_backfills_the_history_and_a_second_run_does_not_redo_it(tmp_path):
+    env = run_env(tmp_path / "state", SHOPSTREAM_BACKFILL_DAYS="2")
+    wanted = backfill.logical_dates(2, datetime.now(UTC))
+    process, output = start_run(env)
+    try:
+        assert re.search(r"history: backfilling 2 of 2 days \(\S+ to \S+\) through sales_core_pipeline", output)
+        lines = wait_for_lines(process, r"history: \d{4}-\d\d-\d\d ingested", 2, timeout=900)
+        assert [line.split()[1] for line in lines] == [f"{d:%Y-%m-%d}" for d in wanted]
+        assert "(2/2 days" in lines[-1]
+        wait_for_lines(process, r"history: all 2 days ingested; analytics_and_reporting_pipeline", 1, timeout=30)
+        runs = sales_runs(env)
+        backfilled = {key: run for key, run in runs.items() if run["run_type"] == "backfill"}
+        assert sorted(datetime.fromisoformat(key) for key in backfilled) == wanted
+        assert all(run["state"] == "success" for run in backfilled.values())
+        # Each backfilled day published its Datasets, as a scheduled run does.
+        events = api(env, "/api/v1/datasets/events?source_dag_id=sales_core_pipeline&limit=100")["dataset_events"]
+        sources = {(e["dataset_uri"], e["source_run_id"]) for e in events}
+        for run in backfilled.values():
+            assert ("s3://shopstream/gold/orders", run["dag_run_id"]) in sources
+    finally:
+        stop_run(process)
+
+    again, output = start_run(env)
+    try:
+        assert "history: all 2 days" in output and "ingested already" in output
+        time.sleep(5)
+        after = sales_runs(env)
+        assert {k: r["run_type"] for k, r in after.items() if r["run_type"] == "backfill"} == {
+            k: "backfill" for k in backfilled
+        }
+        assert not (tmp_path / "state" / "stack.json").read_text().count("Airflow backfill")
+    finally:
+        stop_run(again)
