@@ -473,8 +473,12 @@ def kill_worker_mid_task(stack: Stack, run_id: str, logical_date) -> None:
         f" {(final['start_date'] - killed_utc).total_seconds():.0f} s after the kill and succeeded;"
         f" run {run_id} succeeded {time.monotonic() - killed_at:.0f} s after the kill"
     )
-    for line in zombie_lines[:2]:
+    for line in zombie_lines[:1]:
         print(f"  scheduler: {line.split('|', 1)[-1].strip()[:300]}")
+        logged = re.search(r"\[(\d{4}-\d\d-\d\dT[\d:.]+\+0000)\]", line)
+        if logged:
+            found = datetime.strptime(logged.group(1), "%Y-%m-%dT%H:%M:%S.%f%z")
+            print(f"  the zombie was found {(found - killed_utc).total_seconds():.0f} s after the kill")
 
 
 def check_celery(local_seconds: float | None) -> None:
