@@ -126,20 +126,20 @@ class EtlBench:
         self.warehouse(sql("warehouse_schema.sql") + BASELINE_SCHEMA)
 
     def warehouse(self, statement: str, params=None) -> list[dict]:
-        return self.platform.query(WAREHOUSE_DB, statement, params)
+        return self.platform.stack.query(WAREHOUSE_DB, statement, params)
 
     def seed(self, orders_per_day: int) -> int:
         """Replace the source's contents with ``BUSINESS_DAY``'s orders (and the next day's
         up to 02:00, the end of the run's data interval); return the rows the run extracts."""
-        self.platform.query(SOURCE_DB, "DROP TABLE IF EXISTS orders, customers, products, seed_progress")
+        self.platform.stack.query(SOURCE_DB, "DROP TABLE IF EXISTS orders, customers, products, seed_progress")
         seed.seed(
             self.platform.stack.pg.url(SOURCE_DB),
             [BUSINESS_DAY, BUSINESS_DAY + timedelta(days=1)],
             data_for(orders_per_day),
             until=INTERVAL[1],
         )
-        self.platform.query(SOURCE_DB, "ANALYZE")
-        rows = self.platform.query(
+        self.platform.stack.query(SOURCE_DB, "ANALYZE")
+        rows = self.platform.stack.query(
             SOURCE_DB, "SELECT count(*) AS n FROM orders WHERE updated_at >= %s AND updated_at < %s", INTERVAL
         )
         return rows[0]["n"]

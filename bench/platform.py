@@ -20,12 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg2.extras
-
 from bench.stats import BenchError
+from localdev import LocalDevError
 from localdev.generator import Scale, ShopStreamData
-from localdev.processes import Service, free_port, spawn
-from localdev.stack import METADATA_DB, ROOT, Ports, Stack
+from localdev.processes import Service, free_port
+from localdev.stack import ROOT, Ports, Stack
 
 
 @dataclass
@@ -113,19 +112,11 @@ class BenchPlatform:
         return {**self._env, **overrides}
 
     def airflow(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 900) -> str:
-        """Run one Airflow CLI command; fail with its last lines."""
-        result = subprocess.run(
-            [sys.executable, "-m", "airflow", *args],
-            env=dict(env or self.env()),
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=timeout,
-        )
-        if result.returncode != 0:
-            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-10:])
-            raise BenchError(f"`airflow {' '.join(args)}` failed:\n{tail}")
-        return result.stdout
+        """Run one Airflow CLI command (``Stack.airflow``); fail with its last lines."""
+        try:
+            return self.stack.airflow(*args, env=env or self.env(), timeout=timeout)
+        except LocalDevError as err:
+            raise BenchError(f"{err}\n{err.details}") from None
 
     def probe(self, *args: str, env: Mapping[str, str] | None = None) -> dict:
         """Run ``python -m bench.probe`` in the platform's Airflow environment; its JSON answer."""
@@ -142,17 +133,8 @@ class BenchPlatform:
             raise BenchError(f"`python -m bench.probe {' '.join(args)}` failed:\n{tail}")
         return json.loads(result.stdout.strip().splitlines()[-1])
 
-    def query(self, database: str, statement: str, params=None) -> list[dict]:
-        conn = self.stack.pg.connect(database)
-        try:
-            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                cur.execute(statement, params)
-                return [dict(row) for row in cur.fetchall()] if cur.description else []
-        finally:
-            conn.close()
-
     def metadata(self, statement: str, params=None) -> list[dict]:
-        return self.query(METADATA_DB, statement, params)
+        return self.stack.metadata(statement, params)
 
     def set_paused(self, dag_ids: Sequence[str], paused: bool) -> None:
         """What the UI's pause toggle does, without a CLI process's seconds of start-up."""
@@ -161,14 +143,7 @@ class BenchPlatform:
     def start_scheduler(self, expected_dags: Sequence[str], timeout: float = 300) -> None:
         """Start the scheduler (LocalExecutor) on :attr:`dags_folder`; wait until it has
         serialized ``expected_dags``."""
-        env = self.env(AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder))
-        self.scheduler = spawn(
-            "Airflow scheduler",
-            [sys.executable, "-m", "airflow", "scheduler"],
-            self.logs / "scheduler.log",
-            env=env,
-            cwd=ROOT,
-        )
+        self.scheduler = self.stack.start_scheduler(self.env(AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder)))
         self.stack.services.append(self.scheduler)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -7,4 +7,11 @@ a developer sees locally is what the tests exercise.
 
 
 class LocalDevError(Exception):
-    """An error that the command line reports as one clear line, without a traceback."""
+    """An error that the command line reports as one clear line, without a traceback.
+
+    ``details`` (the last lines of a failed command's output, say) is for callers that show more.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details

@@ -64,7 +64,7 @@ class Backfill:
     """One background ``airflow dags backfill`` of the missing days, and its progress lines."""
 
     dates: list[datetime]
-    query: Callable[[str, tuple], list[tuple]]
+    query: Callable[[str, tuple], list[dict]]
     started: float = field(default_factory=time.monotonic)
     reported: set[datetime] = field(default_factory=set)
 
@@ -78,7 +78,7 @@ class Backfill:
             (DAG_ID, self.dates[0], self.dates[-1]),
         )
         wanted = set(self.dates)
-        return {row[0]: (row[1], row[2]) for row in rows if row[0] in wanted}
+        return {row["execution_date"]: (row["state"], row["run_id"]) for row in rows if row["execution_date"] in wanted}
 
     def states(self) -> dict[datetime, str]:
         return {day: state for day, (state, _) in self.runs().items()}

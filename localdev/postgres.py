@@ -107,7 +107,7 @@ def _let_user_reach(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
-def _running_postmaster(data_dir: Path) -> int | None:
+def running_postmaster(data_dir: Path) -> int | None:
     """The pid of a server still running on ``data_dir``, if any."""
     pid_file = data_dir / "postmaster.pid"
     try:
@@ -122,7 +122,7 @@ def start_embedded(data_dir: Path, port: int, log_path: Path, host: str = "127.0
     binaries = bin_dir()
     user = _system_user()
     data_dir = data_dir.resolve()
-    running = _running_postmaster(data_dir)
+    running = running_postmaster(data_dir)
     if running:
         raise LocalDevError(
             f"an embedded Postgres from an earlier run still holds {data_dir} (pid {running}); run `make stop` first"

@@ -73,12 +73,6 @@ class Service:
         if self.process.poll() is None:
             self.process.wait(timeout=5)
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
 
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists (ours or another user's)."""

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg2.extras
+
 from localdev import LocalDevError, alert_sink, backfill, inventory_api, postgres, s3, seed
 from localdev.generator import Scale, ShopStreamData
 from localdev.processes import Service, ensure_port_free, pid_alive, spawn, stop_process_group, wait_until
@@ -239,38 +241,61 @@ class Stack:
                 "AIRFLOW__WEBSERVER__WORKERS": "2",
                 "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session",
                 "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
-                "SHOPSTREAM_ALERT_SINK_URL": f"http://127.0.0.1:{self.ports.alert_sink}",
             }
         )
         return env
 
-    def airflow(self, *args: str, env: Mapping[str, str] | None = None, what: str = "") -> str:
-        """Run one ``airflow`` CLI command to completion; fail in one line with its last words."""
-        result = subprocess.run(
+    def run_airflow(
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run one ``airflow`` CLI command to completion in this stack's environment (``env``)."""
+        return subprocess.run(
             [sys.executable, "-m", "airflow", *args],
             env=dict(env or self.airflow_env()),
             capture_output=True,
             text=True,
+            cwd=ROOT,
+            timeout=timeout,
         )
+
+    def airflow(
+        self, *args: str, env: Mapping[str, str] | None = None, what: str = "", timeout: float | None = None
+    ) -> str:
+        """Run one ``airflow`` CLI command; on failure raise ``LocalDevError`` with its last words."""
+        result = self.run_airflow(*args, env=env, timeout=timeout)
+        if result.returncode != 0:
+            lines = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()
+            message = f"{what or 'airflow ' + ' '.join(args)} failed: {lines[-1]}"
+            raise LocalDevError(message, details="\n".join(lines[-15:]))
+        return result.stdout
+
+    def apply_settings(self, env: Mapping[str, str] | None = None) -> str:
+        """Apply ``airflow_settings.yaml`` (localdev/settings.py), its hosts pointed at this stack."""
+        command = [sys.executable, "-m", "localdev.settings", "apply", str(ROOT / "airflow_settings.yaml")]
+        for endpoint in self.endpoints():
+            command += ["--endpoint", endpoint]
+        result = subprocess.run(command, env=dict(env or self.airflow_env()), capture_output=True, text=True, cwd=ROOT)
         if result.returncode != 0:
             last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
-            raise LocalDevError(f"{what or 'airflow ' + args[0]} failed: {last}")
-        return result.stdout
+            raise LocalDevError(last.removeprefix("error: "))
+        return result.stdout.strip()
+
+    def start_scheduler(self, env: Mapping[str, str] | None = None, log_name: str = "scheduler.log") -> Service:
+        """``airflow scheduler`` (LocalExecutor) in the background, its output in ``logs/<log_name>``."""
+        return spawn(
+            "Airflow scheduler",
+            [sys.executable, "-m", "airflow", "scheduler"],
+            self.logs / log_name,
+            env=dict(env or self.airflow_env()),
+            cwd=ROOT,
+        )
 
     def prepare_airflow(self) -> None:
         """Migrate the metadata database, apply ``airflow_settings.yaml``, create the admin user."""
         env = self.airflow_env()
         Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate", env=env, what="airflow db migrate")
-        command = [sys.executable, "-m", "localdev.settings", "apply", str(ROOT / "airflow_settings.yaml")]
-        for endpoint in self.endpoints():
-            command += ["--endpoint", endpoint]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
-        if result.returncode != 0:
-            raise LocalDevError(
-                (result.stderr.strip() or result.stdout.strip()).splitlines()[-1].removeprefix("error: ")
-            )
-        print(result.stdout.strip())
+        print(self.apply_settings(env))
         self.airflow(
             "users",
             "create",
@@ -293,9 +318,9 @@ class Stack:
     def start_airflow(self) -> None:
         """Scheduler (LocalExecutor) and webserver; wait until ``/health`` says both are healthy."""
         env = self.airflow_env()
-        airflow = [sys.executable, "-m", "airflow"]
-        self._track(spawn("Airflow scheduler", [*airflow, "scheduler"], self.logs / "scheduler.log", env=env, cwd=ROOT))
-        web = spawn("Airflow webserver", [*airflow, "webserver"], self.logs / "webserver.log", env=env, cwd=ROOT)
+        self._track(self.start_scheduler(env))
+        webserver = [sys.executable, "-m", "airflow", "webserver"]
+        web = spawn("Airflow webserver", webserver, self.logs / "webserver.log", env=env, cwd=ROOT)
         web.url = f"http://localhost:{self.ports.webserver}"
         self._track(web)
 
@@ -327,11 +352,19 @@ class Stack:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.load(response)
 
-    def metadata(self, statement: str, params: tuple = ()) -> list[tuple]:
-        """Rows of one query on Airflow's metadata database."""
-        with self.pg.connect(METADATA_DB) as conn, conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall()
+    def query(self, database: str, statement: str, params=None) -> list[dict]:
+        """Rows of one statement on one of the stack's databases, as dicts (none for a command)."""
+        conn = self.pg.connect(database)
+        try:
+            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(statement, params)
+                return [dict(row) for row in cur.fetchall()] if cur.description else []
+        finally:
+            conn.close()
+
+    def metadata(self, statement: str, params=None) -> list[dict]:
+        """Rows of one statement on Airflow's metadata database."""
+        return self.query(METADATA_DB, statement, params)
 
     def start_backfill(self, days: int) -> backfill.Backfill | None:
         """Backfill the ``days`` days before the scheduler's own run, in the background (localdev/backfill.py)."""
@@ -409,7 +442,7 @@ def stop_recorded(state_dir: Path, timeout: float = 90.0) -> list[str]:
                 stop_process_group(pid)
                 stopped.append(f"{name} (pid {pid})")
         state_file.unlink(missing_ok=True)
-    leftover = postgres._running_postmaster(state_dir / "postgres")
+    leftover = postgres.running_postmaster(state_dir / "postgres")
     if leftover:
         os.kill(leftover, signal.SIGINT)
         deadline = time.monotonic() + 30

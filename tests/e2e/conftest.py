@@ -14,22 +14,18 @@ triggers its sales run for a slot the scheduler does not take by itself (see ``C
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg2.extras
 import pytest
 
-from localdev import alert_sink, inventory_api
+from localdev import LocalDevError, alert_sink, inventory_api
 from localdev.generator import Scale, ShopStreamData
-from localdev.processes import Service, free_port, spawn
+from localdev.processes import Service, free_port
 from localdev.stack import METADATA_DB, SOURCE_DB, WAREHOUSE_DB, Ports, Stack
-from tests.conftest import PROJECT
 from tests.e2e import backends
 
 DATA = ShopStreamData(seed=23, scale=Scale(customers=150, products=40, orders_per_day=80, bad_share=0.01))
@@ -74,35 +70,20 @@ class Chain:
         return {**self.stack.airflow_env(), **TEST_AIRFLOW_ENV}
 
     def airflow(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "airflow", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            cwd=PROJECT,
-            timeout=300,
-        )
-        if result.returncode != 0:
-            raise ChainError(f"`airflow {' '.join(args)}` failed:\n{result.stderr[-3000:]}")
-        return result.stdout
+        try:
+            return self.stack.airflow(*args, env=self.env, timeout=300)
+        except LocalDevError as err:
+            raise ChainError(f"{err}\n{err.details}") from None
 
     def apply_settings(self) -> None:
         """Apply airflow_settings.yaml with the loader of `make run`, pointed at this platform."""
-        command = [sys.executable, "-m", "localdev.settings", "apply", str(PROJECT / "airflow_settings.yaml")]
-        for endpoint in self.stack.endpoints():
-            command += ["--endpoint", endpoint]
-        result = subprocess.run(command, env=self.env, capture_output=True, text=True, cwd=PROJECT)
-        if result.returncode != 0:
-            raise ChainError(f"applying airflow_settings.yaml failed: {result.stderr[-2000:]}")
+        try:
+            self.stack.apply_settings(self.env)
+        except LocalDevError as err:
+            raise ChainError(f"applying airflow_settings.yaml failed: {err}") from None
 
     def start_scheduler(self) -> None:
-        self.scheduler = spawn(
-            "Airflow scheduler",
-            [sys.executable, "-m", "airflow", "scheduler"],
-            self.logs / "scheduler.log",
-            env=self.env,
-            cwd=PROJECT,
-        )
+        self.scheduler = self.stack.start_scheduler(self.env)
 
     def kill_airflow(self) -> list[int]:
         """SIGKILL the scheduler and every process it started (its executor and the running tasks).
@@ -149,16 +130,11 @@ class Chain:
 
     # -- reading the outcome -----------------------------------------------------------------
 
-    def query(self, database: str, statement: str, params=None) -> list[dict]:
-        with self.stack.pg.connect(database) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(statement, params)
-            return [dict(row) for row in cur.fetchall()] if cur.description else []
-
     def metadata(self, statement: str, params=None) -> list[dict]:
-        return self.query(METADATA_DB, statement, params)
+        return self.stack.metadata(statement, params)
 
     def warehouse(self, statement: str, params=None) -> list[dict]:
-        return self.query(WAREHOUSE_DB, statement, params)
+        return self.stack.query(WAREHOUSE_DB, statement, params)
 
     def run(self, dag_id: str, run_id: str) -> dict | None:
         rows = self.metadata("SELECT * FROM dag_run WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))

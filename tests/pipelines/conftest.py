@@ -9,18 +9,15 @@ never from the pipelines' own SQL. The modules are numbered in the order the pla
 from __future__ import annotations
 
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-import psycopg2.extras
 import pytest
 
 from localdev import alert_sink, inventory_api, s3, seed
 from localdev.generator import Scale, ShopStreamData
 from localdev.processes import free_port
 from localdev.stack import SOURCE_DB, WAREHOUSE_DB, Ports
-from tests.conftest import PROJECT
 
 # A Monday, so that weekly analytics has a week behind it.
 MONDAY = date(2026, 11, 16)
@@ -40,14 +37,8 @@ class Platform:
         return env
 
     def airflow(self, *args: str, **extra) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "airflow", *args],
-            env=self.env(**extra),
-            capture_output=True,
-            text=True,
-            cwd=PROJECT,
-            timeout=600,
-        )
+        """One Airflow CLI command, whatever its exit code (``extra``: environment)."""
+        return self.stack.run_airflow(*args, env=self.env(**extra), timeout=600)
 
     def run_dag(self, dag_id: str, logical_date: datetime, **extra) -> dict[str, str]:
         """Run ``dag_id`` with `airflow dags test` (``extra``: environment); return its state and each task's."""
@@ -71,15 +62,13 @@ class Platform:
         return self.run_dag("sales_core_pipeline", datetime.combine(day + timedelta(days=1), time(2), tzinfo=UTC))
 
     def query(self, database: str, statement: str, params=None) -> list[dict]:
-        with self.stack.pg.connect(database) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(statement, params)
-            return [dict(row) for row in cur.fetchall()] if cur.description else []
+        return self.stack.query(database, statement, params)
 
     def warehouse(self, statement: str, params=None) -> list[dict]:
-        return self.query(WAREHOUSE_DB, statement, params)
+        return self.stack.query(WAREHOUSE_DB, statement, params)
 
     def metadata(self, statement: str, params=None) -> list[dict]:
-        return self.query("airflow", statement, params)
+        return self.stack.metadata(statement, params)
 
     def seed_until(self, moment: datetime) -> None:
         """Seed the source database as ShopStream's would be at ``moment``."""
@@ -110,10 +99,7 @@ def platform(airflow_stack, tmp_path_factory):
     sink = alert_sink.start(stack.ports.alert_sink, logs / "sink.log")
     for database in (SOURCE_DB, WAREHOUSE_DB):
         stack.pg.ensure_database(database)
-    command = [sys.executable, "-m", "localdev.settings", "apply", str(PROJECT / "airflow_settings.yaml")]
-    for endpoint in stack.endpoints():
-        command += ["--endpoint", endpoint]
-    subprocess.run(command, env=stack.airflow_env(), check=True, capture_output=True, cwd=PROJECT)
+    stack.apply_settings()
     # Dataset events are recorded only for datasets the metadata database knows: serialize the
     # DAGs once, as the scheduler would have.
     platform = Platform(stack=stack, inventory_url=simulator.url)
