@@ -44,6 +44,36 @@ def report_history(history: backfill.Backfill | None) -> None:
     )
 
 
+def follow_history(stack: Stack, history: backfill.Backfill, done: datetime | None) -> datetime | None:
+    """Print the backfill's progress; once it is complete, redraw the newest day's report once.
+
+    Returns when the backfill completed, until that report is settled (then ``None`` again).
+    """
+    if not history.complete():
+        for line in history.progress():
+            print(line, flush=True)
+        if not history.complete():
+            return None
+        print(
+            f"history: all {len(history.dates)} days ingested; analytics_and_reporting_pipeline and"
+            " observability_pipeline follow through their Datasets",
+            flush=True,
+        )
+        return datetime.now(UTC)
+    if done is None:
+        return None
+    verdict, run = backfill.latest_report(stack.metadata, done)
+    if verdict == "pending":
+        return done
+    if verdict == "stale":
+        stack.rerun_report(run["run_id"])
+        print(
+            f"history: re-running the daily report of {run['ds']} so that its 30-day chart covers the backfilled days",
+            flush=True,
+        )
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     # Like `astro dev start`, take settings from .env; the shell's own variables win.
     for key, value in read_dotenv(ROOT / ".env").items():
@@ -84,17 +114,11 @@ def run(args: argparse.Namespace) -> int:
         )
         report_history(history)
         last_seed = last_progress = time.monotonic()
+        history_done = None
         while True:
             stack.check_alive()
-            if history and not history.complete() and time.monotonic() - last_progress > 5:
-                for line in history.progress():
-                    print(line, flush=True)
-                if history.complete():
-                    print(
-                        f"history: all {len(history.dates)} days ingested; analytics_and_reporting_pipeline and"
-                        " observability_pipeline follow through their Datasets",
-                        flush=True,
-                    )
+            if history and time.monotonic() - last_progress > 5:
+                history_done = follow_history(stack, history, history_done)
                 last_progress = time.monotonic()
             if time.monotonic() - last_seed > 60:  # today's orders keep arriving
                 stack.seed_source()

@@ -387,6 +387,23 @@ class Stack:
             self._write_state()
         return history
 
+    def rerun_report(self, run_id: str) -> list[str]:
+        """Clear the ``daily_reports`` tasks of one analytics run, so that the scheduler runs them again."""
+        tasks = self.api("GET", f"/dags/{backfill.REPORTS_DAG_ID}/tasks")["tasks"]
+        task_ids = [t["task_id"] for t in tasks if t["task_id"].startswith(backfill.REPORT_TASKS)]
+        self.api(
+            "POST",
+            f"/dags/{backfill.REPORTS_DAG_ID}/clearTaskInstances",
+            {
+                "dry_run": False,
+                "dag_run_id": run_id,
+                "task_ids": task_ids,
+                "reset_dag_runs": True,
+                "only_failed": False,
+            },
+        )
+        return task_ids
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def _track(self, service: Service) -> None:
