@@ -427,25 +427,46 @@ def check_stack() -> float:
 def kill_worker_mid_task(stack: Stack, run_id: str, logical_date) -> None:
     """Kill the worker running one of ``run_id``'s tasks; the run must still succeed, on the other worker."""
     step(f"a worker killed in the middle of a task (sales_core_pipeline run {run_id})")
+    # Resolved before the run, so that the kill follows the sighting by milliseconds: a compose
+    # call per poll left a short task (extract_customers) time to finish before the kill landed.
+    containers = {w: stack("ps", "-q", w, capture=True).stdout.strip() for w in WORKERS}
+    pg_port = stack.port("postgres", 5432)
     trigger(stack, "sales_core_pipeline", run_id, logical_date)
     deadline = time.monotonic() + CHAIN_TIMEOUT
     victim = None
-    while victim is None:
-        state = (stack.run_state("sales_core_pipeline", run_id) or {}).get("state")
-        if time.monotonic() > deadline or state in FINISHED:
-            raise VerifyError(f"no task of {run_id} was seen running on a worker")
-        running = stack.metadata(
-            "SELECT task_id, map_index, hostname, try_number FROM task_instance"
-            " WHERE dag_id = 'sales_core_pipeline' AND run_id = %s AND state = 'running' AND hostname = ANY(%s)",
-            (run_id, list(WORKERS)),
-        )
-        victim = running[0] if running else None
-        time.sleep(0.5)
-    stack("kill", "-s", "SIGKILL", victim["hostname"])
+    conn = psycopg2.connect(host="127.0.0.1", port=pg_port, user="postgres", password="postgres")
+    conn.autocommit = True
+    try:
+        while victim is None:
+            if time.monotonic() > deadline:
+                raise VerifyError(f"no task of {run_id} was seen running on a worker")
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                # The task that started last is the furthest from its end.
+                cur.execute(
+                    "SELECT task_id, map_index, hostname, try_number FROM task_instance WHERE dag_id ="
+                    " 'sales_core_pipeline' AND run_id = %s AND state = 'running' AND hostname = ANY(%s)"
+                    " ORDER BY start_date DESC LIMIT 1",
+                    (run_id, list(WORKERS)),
+                )
+                victim = cur.fetchone()
+            if victim is None:
+                time.sleep(0.2)
+    finally:
+        conn.close()
+    run("docker", "kill", "--signal", "KILL", containers[victim["hostname"]], capture=True)
     killed_at, killed_utc = time.monotonic(), datetime.now(UTC)
     survivor = next(w for w in WORKERS if w != victim["hostname"])
     print(f"killed {victim['hostname']} (SIGKILL) while {victim['task_id']} try {victim['try_number']} was running")
     wait_run(stack, "sales_core_pipeline", run_id)
+    killed_tries = stack.metadata(
+        "SELECT task_id, map_index, try_number, hostname FROM task_instance_history WHERE dag_id ="
+        " 'sales_core_pipeline' AND run_id = %s AND hostname = %s AND state = 'failed' ORDER BY task_id",
+        (run_id, victim["hostname"]),
+    )
+    if killed_tries and not any(t["task_id"] == victim["task_id"] for t in killed_tries):
+        # The task seen running finished in the instant before the kill; another on that worker did not.
+        print(f"{victim['task_id']} finished just before the kill; the kill caught {killed_tries[0]['task_id']}")
+        victim = dict(killed_tries[0])
     key = (run_id, victim["task_id"], victim["map_index"])
     final = stack.metadata(
         "SELECT state, hostname, try_number, start_date FROM task_instance"
