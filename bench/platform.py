@@ -10,7 +10,6 @@ started, because nothing here needs the UI and its workers would compete for the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -40,17 +39,35 @@ class Measured:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+PEAK_LAUNCHER = Path(__file__).with_name("peak.py")
+
+
 def run_measured(argv: Sequence[str], env: Mapping[str, str], log: Path) -> Measured:
-    """Run ``argv`` and wait for it with ``wait4``, which reports the peak RSS of the child
-    (the largest of it and the children it waited for; Linux reports KiB)."""
+    """Run ``argv`` to completion; its exit code, wall time and peak RSS.
+
+    The peak comes from ``bench/peak.py``, a small launcher that starts ``argv`` and waits for
+    it with ``wait4``: measured from here, the child would report the benchmark's own peak
+    (a seeded day of orders) as its own, which Linux carries across ``exec``.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
+    report = log.with_suffix(".peak.json")
+    report.unlink(missing_ok=True)
     with open(log, "wb") as out:
         started = time.perf_counter()
-        process = subprocess.Popen(list(argv), env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.Popen(
+            [sys.executable, str(PEAK_LAUNCHER), str(report), *argv],
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        returncode = process.wait()
         wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(process.returncode, wall, usage.ru_maxrss / 1024, log)
+    try:
+        peak_kib = json.loads(report.read_text())["peak_rss_kib"]
+    except (OSError, ValueError, KeyError) as err:
+        raise BenchError(f"no peak RSS for `{' '.join(argv[:6])}` ({err}); log {log}") from None
+    return Measured(returncode, wall, peak_kib / 1024, log)
 
 
 @dataclass

@@ -1,13 +1,16 @@
-"""The benchmark's pure parts: its settings, summaries, percentiles, growth fit and critical path."""
+"""The benchmark's pure parts (settings, summaries, percentiles, growth fit, critical path) and its memory probe."""
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import pytest
 
 from bench.endtoend import critical_path
 from bench.etl import task_durations
+from bench.platform import run_measured
 from bench.stats import BenchError, fit_exponent, label, parse_repeat, parse_scales, percentile, summarize
 
 
@@ -71,3 +74,25 @@ def test_critical_path_follows_dataset_triggers_across_dags():
     tasks[4]["seconds"] = 3.0
     seconds, path = critical_path(tasks, upstream, {("q", "r2"): [("p", "r1", "c")]})
     assert seconds == 7.0 and [t for _, _, t in path] == ["a", "c", "x", "y"]
+
+
+def test_a_child_reports_its_own_peak_not_the_benchmarks(tmp_path):
+    """The benchmark holds a seeded day when it measures a task; the task must not inherit it."""
+    held = bytearray(512 * 1024 * 1024)
+    held[::4096] = b"\x01" * len(range(0, len(held), 4096))  # touch every page: 512 MiB resident
+    small = run_measured([sys.executable, "-c", "pass"], os.environ, tmp_path / "small.log")
+    big = run_measured(
+        [sys.executable, "-c", "b = bytearray(300 * 2**20); b[::4096] = b'1' * len(range(0, len(b), 4096))"],
+        os.environ,
+        tmp_path / "big.log",
+    )
+    del held
+    assert small.returncode == 0 and big.returncode == 0
+    assert small.peak_rss_mib < 64, f"an empty Python reported {small.peak_rss_mib:.0f} MiB"
+    assert 300 <= big.peak_rss_mib < 400, f"a 300 MiB child reported {big.peak_rss_mib:.0f} MiB"
+
+
+def test_a_failed_child_keeps_its_exit_code(tmp_path):
+    measured = run_measured([sys.executable, "-c", "raise SystemExit(3)"], os.environ, tmp_path / "fail.log")
+    assert measured.returncode == 3
+    assert measured.peak_rss_mib > 0
