@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from include.shopstream.names import BUCKET, LAKE_CONN_ID
 
 PART_ROWS = 200_000  # rows per raw part: what one load step holds in memory at a time
+EXPORT_BATCH_ROWS = 50_000  # rows per Parquet row group written by export_query_to_parquet
 
 
 def lake_hook():
@@ -89,3 +90,34 @@ def extract_from_source(sql_file: str, prefix: str, params: dict | None = None, 
         extract = copy_query_to_lake(conn, sql(sql_file), params or {}, prefix, paged=paged)
     print(f"extracted {extract.rows} rows in {extract.parts} part(s) to {extract.uri}")
     return extract
+
+
+def export_query_to_parquet(engine, query: str, params: dict, key: str, *, batch_rows: int = EXPORT_BATCH_ROWS) -> int:
+    """Write the rows of ``query`` to one Parquet object at ``key``, ``batch_rows`` at a time.
+
+    What ``aql.export_to_file`` writes (``pandas.read_sql`` then ``to_parquet``), without
+    holding the whole result: a server-side cursor feeds ``read_sql`` in batches, each batch
+    becomes a row group of a file on local disk, and the file is uploaded when complete, so
+    readers never see a partial object. Returns the rows written.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sqlalchemy import text
+
+    rows = 0
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as local, engine.connect() as conn:
+        streaming = conn.execution_options(stream_results=True, max_row_buffer=batch_rows)
+        writer = None
+        try:
+            for batch in pd.read_sql(text(query), streaming, params=params, chunksize=batch_rows):
+                table = pa.Table.from_pandas(batch, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(local.name, table.schema)
+                writer.write_table(table.cast(writer.schema))
+                rows += len(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+        lake_hook().load_file(local.name, key=key, bucket_name=BUCKET, replace=True)
+    return rows

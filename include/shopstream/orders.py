@@ -16,7 +16,7 @@ from astro.dataframes.load_options import PandasLoadOptions
 from astro.files import File
 from sqlalchemy import BigInteger, Column, DateTime, Text
 
-from include.shopstream.names import GOLD, LAKE_CONN_ID, STAGING
+from include.shopstream.names import BUCKET, GOLD, LAKE_CONN_ID, STAGING
 from include.shopstream.outputs import ORDERS, ORDERS_FILE, ORDERS_QUARANTINE, RAW_CUSTOMERS, RAW_ORDERS
 from include.shopstream.tasks import announce, prepare_warehouse
 from include.shopstream.warehouse import table, transform_sql
@@ -139,6 +139,29 @@ def enforce_bad_row_threshold(data_interval_start=None) -> dict:
     return summary
 
 
+@task(trigger_rule="none_failed")
+def publish_orders(data_interval_start=None, data_interval_end=None) -> dict:
+    """Write gold orders as they stand after the merge, for the orders the run touched, to
+    `gold/orders/ds=<ds>/orders.parquet`.
+
+    Streamed in bounded batches (``lake.export_query_to_parquet``): a day of a million orders
+    through ``aql.export_to_file`` held every row in pandas at once, over 1 GiB in one task.
+    """
+    from include.shopstream.lake import export_query_to_parquet
+    from include.shopstream.names import sql
+    from include.shopstream.warehouse import warehouse_hook
+
+    key = ORDERS_FILE.key_for(data_interval_start)
+    rows = export_query_to_parquet(
+        warehouse_hook().get_sqlalchemy_engine(),
+        sql("orders_of_interval.sql").format(orders=ORDERS.table),
+        {"start": data_interval_start, "end": data_interval_end},
+        key,
+    )
+    print(f"published {rows} orders to s3://{BUCKET}/{key}")
+    return {"rows": rows, "uri": f"s3://{BUCKET}/{key}"}
+
+
 @task_group(group_id="orders_etl")
 def orders_etl():
     """Extract, load, validate and merge the day's orders; publish gold orders."""
@@ -208,20 +231,6 @@ def orders_etl():
     )
     [verdict, customers_merged] >> merged
 
-    published = transform_sql(
-        "orders_of_the_day",
-        "orders_of_interval.sql",
-        table("orders_published", STAGING),
-        gold_orders=table(ORDERS.table_name),
-        start="{{ data_interval_start }}",
-        end="{{ data_interval_end }}",
-        trigger_rule="none_failed",
-    )
-    exported = aql.export_to_file(
-        task_id="publish_orders",
-        input_data=published,
-        output_file=File(path=ORDERS_FILE.uri_template, conn_id=LAKE_CONN_ID),
-        if_exists="replace",
-    )
+    published = publish_orders()
     [merged, customers_merged] >> published
-    exported >> announce(ORDERS)
+    published >> announce(ORDERS)

@@ -60,7 +60,7 @@ def test_every_lake_path_of_a_dag_is_declared_in_the_registry(dagbag):
         for file in (getattr(task, "input_file", None), getattr(task, "output_file", None))
         if file is not None and file.path.startswith("s3://")
     ]
-    assert len(paths) >= 10
+    assert len(paths) >= 9  # the SDK load and export steps (publish_orders streams through lake.py)
     undeclared = [
         p for p in paths if not any(p[2].startswith(f"s3://shopstream/{prefix}/") for prefix in sorted(declared))
     ]
