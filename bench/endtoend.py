@@ -58,6 +58,29 @@ def critical_path(
     return max(longest.values(), key=lambda item: item[0])
 
 
+def gaps(path: list[dict], zero: datetime, end: datetime) -> dict[str, float]:
+    """Where the wall time between the critical path's tasks goes, from the metadata timestamps.
+
+    ``to_queued``: a task's upstream ended (or time zero) until the scheduler queued it; this
+    includes a Dataset-triggered run's creation. ``to_running``: queued until the task process
+    started running it (the executor's pickup, the fork, the DAG file's parse, the task
+    runner). ``after_last``: the path's last task ended until the last run ended.
+    """
+    to_queued = to_running = 0.0
+    previous_end = zero
+    for task in path:
+        queued = task["queued_dttm"] or task["start_date"]
+        to_queued += max(0.0, (queued - previous_end).total_seconds())
+        to_running += max(0.0, (task["start_date"] - queued).total_seconds())
+        previous_end = task["end_date"]
+    return {
+        "to_queued": round(to_queued, 3),
+        "to_running": round(to_running, 3),
+        "after_last": round(max(0.0, (end - previous_end).total_seconds()), 3),
+        "edges": len(path),
+    }
+
+
 class EndToEnd:
     def __init__(self, platform: BenchPlatform, upstream: dict[str, dict[str, list[str]]]) -> None:
         self.platform = platform
@@ -96,7 +119,7 @@ class EndToEnd:
         self.platform.set_paused((SALES, INVENTORY), True)
         run_ids = [r["run_id"] for r in runs]
         tasks = metadata(
-            "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.state,"
+            "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.queued_dttm, ti.start_date, ti.end_date,"
             " coalesce(extract(epoch FROM ti.end_date - ti.start_date), 0) AS seconds"
             " FROM task_instance ti WHERE ti.dag_id = ANY(%s) AND ti.run_id = ANY(%s)",
             (list(DAGS), run_ids),
@@ -117,6 +140,7 @@ class EndToEnd:
         path_s, path = critical_path(tasks, self.upstream, triggers)
         end = max(r["end_date"] for r in runs if r["dag_id"] == OBSERVABILITY)
         wall = (end - zero).total_seconds()
+        by_node = {(t["dag_id"], t["run_id"], t["task_id"]): t for t in tasks}
         return {
             "business_day": f"{dates[SALES]:%Y-%m-%d}",
             "wall_s": round(wall, 3),
@@ -126,6 +150,7 @@ class EndToEnd:
             "runs": {dag: sorted(r["state"] for r in runs if r["dag_id"] == dag) for dag in DAGS},
             "tasks": len(tasks),
             "task_seconds_total": round(sum(t["seconds"] for t in tasks), 3),
+            "gaps_s": gaps([by_node[node] for node in path], zero, end),
         }
 
 
@@ -141,6 +166,7 @@ def measure(platform: BenchPlatform, upstream: dict[str, dict[str, list[str]]], 
             flush=True,
         )
     ratio = summarize([r["ratio"] for r in runs])
+    gap_names = ("to_queued", "to_running", "after_last")
     return {
         "what": (
             "sales + inventory triggered (time zero) -> end of the last observability run, against the "
@@ -149,6 +175,8 @@ def measure(platform: BenchPlatform, upstream: dict[str, dict[str, list[str]]], 
         "wall_s": summarize([r["wall_s"] for r in runs]).as_dict(),
         "critical_path_s": summarize([r["critical_path_s"] for r in runs]).as_dict(),
         "ratio": ratio.as_dict(),
+        "gaps_s": {name: summarize([r["gaps_s"][name] for r in runs]).as_dict() for name in gap_names},
+        "critical_path_tasks": len(runs[0]["critical_path"]),
         "days": [
             {**r, "wall_s": round(r["wall_s"], 3), "critical_path_s": round(r["critical_path_s"], 3)} for r in runs
         ],

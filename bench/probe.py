@@ -1,6 +1,7 @@
 """Questions for Airflow, asked in a fresh process of the platform's Airflow environment.
 
     python -m bench.probe parse <path>   # time a cold DagBag of one file or folder
+    python -m bench.probe project <path> # time `import astro.sql`, then the DagBag: the project's own share
     python -m bench.probe graph          # every task's upstream tasks, per DAG
     python -m bench.probe facts          # versions and the scheduler settings in force
 
@@ -44,6 +45,28 @@ def parse(path: str) -> dict:
     }
 
 
+def project(path: str) -> dict:
+    """``import airflow``, then ``import astro.sql``, then a DagBag of ``path``, each timed: with
+    Airflow and the SDK already imported, what is left is the project's own parse time."""
+    import airflow  # noqa: F401
+
+    airflow_done = time.perf_counter()
+    import astro.sql  # noqa: F401
+
+    sdk_done = time.perf_counter()
+    from airflow.models.dagbag import DagBag
+
+    bag = DagBag(dag_folder=path, include_examples=False)
+    parsed = time.perf_counter()
+    return {
+        "import_airflow_s": airflow_done - STARTED,
+        "import_sdk_s": sdk_done - airflow_done,
+        "project_s": parsed - sdk_done,
+        "dags": len(bag.dags),
+        "errors": {str(k): str(v).splitlines()[-1] for k, v in bag.import_errors.items()},
+    }
+
+
 def graph() -> dict:
     from airflow.models.dagbag import DagBag
 
@@ -66,7 +89,7 @@ def facts() -> dict:
 
 def main(argv: list[str]) -> int:
     command, *args = argv
-    answer = {"parse": parse, "graph": graph, "facts": facts}[command](*args)
+    answer = {"parse": parse, "project": project, "graph": graph, "facts": facts}[command](*args)
     print(json.dumps(answer))
     return 0
 
