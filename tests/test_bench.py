@@ -96,3 +96,49 @@ def test_a_failed_child_keeps_its_exit_code(tmp_path):
     measured = run_measured([sys.executable, "-c", "raise SystemExit(3)"], os.environ, tmp_path / "fail.log")
     assert measured.returncode == 3
     assert measured.peak_rss_mib > 0
+
+
+def _document(load_orders_s: float, wall_s: float) -> dict:
+    """A benchmark result as bench/__main__.py assembles it, with the figures a test needs."""
+    from bench.etl import ORDERS_PATH
+
+    tasks = dict.fromkeys(ORDERS_PATH, 0.1) | {"load_orders": load_orders_s, "merge_orders": 2.0}
+    path_s = sum(tasks.values())
+    ratio = {"median": path_s / 4.0}
+    scale = {
+        "orders_per_day": 1_000_000, "task_s_median": tasks, "baseline_s": {"median": 4.0}, "ratio": ratio,
+        "peak_task_rss_mib": 400.0, "idle_task_rss_mib": 230.0, "peak_task": "load_orders",
+    }  # fmt: skip
+    e2e_ratio = wall_s / 20.0
+    return {
+        "orders_etl": {"scales": [scale], "goals": {"ratio_met": ratio["median"] <= 1.5, "peak_rss_met": True}},
+        "dataset_latency": None,
+        "end_to_end": {
+            "ratio": {"median": e2e_ratio},
+            "critical_path_s": {"median": 20.0},
+            "critical_path_tasks": 20,
+            "gaps_s": {
+                "to_queued": {"median": wall_s - 30.0},
+                "to_running": {"median": 8.0},
+                "after_last": {"median": 2.0},
+            },
+            "goals": {"ratio_met": e2e_ratio <= 1.5},
+        },
+        "parse": None,
+    }
+
+
+def test_a_missed_goal_is_explained_with_the_runs_own_figures():
+    from bench.report import misses
+
+    notes = misses(_document(load_orders_s=7.3, wall_s=44.0))
+    etl_note, e2e_note = notes
+    assert "floor of 4.0 s" in etl_note and "load_orders 7.3 s" in etl_note and "merge_orders 2.0 s" in etl_note
+    assert etl_note.index("load_orders") < etl_note.index("merge_orders"), "the costliest step first"
+    assert "ratio 2.20" in e2e_note and "waited 14 s to be queued" in e2e_note and "8 s from queued" in e2e_note
+
+
+def test_met_goals_need_no_explanation():
+    from bench.report import misses
+
+    assert misses(_document(load_orders_s=3.0, wall_s=30.0)) == []
