@@ -184,7 +184,8 @@ def orders_etl():
         target_conflict_columns=["customer_id"],
         if_conflicts="update",
     )
-    ready >> customers_raw >> customers_staged
+    # The extracts read only the source, so they start beside prepare_warehouse, not after it.
+    [ready, customers_raw] >> customers_staged
 
     extracted = extract_orders()
     orders_staged = aql.load_file(
