@@ -69,7 +69,7 @@ def measure(platform: BenchPlatform, repeat: int) -> dict:
         if answer["errors"] or not answer["dags"]:
             raise BenchError(f"parsing the DAG folder after the SDK failed: {answer['errors'] or 'no DAG found'}")
         sdk_s.append(answer["import_sdk_s"])
-        project_s.append(answer["project_s"])
+        project_s.append(answer["parse_s"])
         parse_command_s.append(astro_dev_parse(platform))
     files = {name: summarize(values) for name, values in parse_s.items() if name != "(whole DagBag)"}
     whole = summarize(parse_s["(whole DagBag)"])
