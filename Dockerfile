@@ -6,4 +6,5 @@ FROM quay.io/astronomer/astro-runtime:12.12.0-python-3.11
 # Platform settings; localdev/stack.py applies the same ones to `make run` (a test keeps them equal).
 ENV AIRFLOW__CORE__LOAD_EXAMPLES=False \
     AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES="airflow.* astro.*" \
-    AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS=False
+    AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS=False \
+    AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=0.25

@@ -41,6 +41,10 @@ PLATFORM_AIRFLOW_CONFIG = {
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES": "airflow.* astro.*",
     "AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS": "False",
+    # How long an idle scheduler loop sleeps (default 1 s). A finished task's downstream task and a
+    # Dataset event's consumer run wait for the next loop: 0.25 s took the trigger latency's p95
+    # from 0.77 to 0.31 s and one day end to end from 2.7 to 2.0 times its critical path (make bench).
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
 }
 
 
