@@ -160,7 +160,12 @@ class BenchPlatform:
     def start_scheduler(self, expected_dags: Sequence[str], timeout: float = 300) -> None:
         """Start the scheduler (LocalExecutor) on :attr:`dags_folder`; wait until it has
         serialized ``expected_dags``."""
-        self.scheduler = self.stack.start_scheduler(self.env(AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder)))
+        env = self.env(AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder))
+        try:
+            self.stack.register_dags(env)
+        except LocalDevError as err:
+            raise BenchError(f"{err}\n{err.details}") from None
+        self.scheduler = self.stack.start_scheduler(env)
         self.stack.services.append(self.scheduler)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

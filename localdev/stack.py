@@ -319,9 +319,22 @@ class Stack:
             what="creating the admin user",
         )
 
+    def register_dags(self, env: Mapping[str, str] | None = None) -> None:
+        """Parse the DAG folder once, in one process, and write its DAGs and Datasets.
+
+        A scheduler's first parse runs ``parsing_processes`` files at once, and Airflow 2.10
+        inserts a Dataset with a select-then-insert: two files naming the same Dataset can both
+        insert it, and the loser's file fails with a ``UniqueViolation`` until its next parse.
+        An event on a Dataset that has no row yet is dropped ("DatasetModel ... not found"),
+        so the first day's downstream DAG would never run. Registering first leaves the
+        scheduler only rows to update.
+        """
+        self.airflow("dags", "reserialize", env=env, what="registering the DAGs and their Datasets")
+
     def start_airflow(self) -> None:
         """Scheduler (LocalExecutor) and webserver; wait until ``/health`` says both are healthy."""
         env = self.airflow_env()
+        self.register_dags(env)
         self._track(self.start_scheduler(env))
         webserver = [sys.executable, "-m", "airflow", "webserver"]
         web = spawn("Airflow webserver", webserver, self.logs / "webserver.log", env=env, cwd=ROOT)
