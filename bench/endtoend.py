@@ -6,11 +6,15 @@ observability follow through Datasets. Wall time runs from time zero to the end 
 ``observability_pipeline`` run. The critical path is the longest chain of task durations
 (``task_instance`` start to end) through the task graphs, joined across DAGs where a run was
 triggered by a producer task's Dataset event. Overhead ratio = wall / critical path.
+How busy the machine's cores were over the day (``/proc/stat``, from time zero to the last
+poll before the day ended) tells waiting apart from work: a gap on busy cores is CPU that the
+orchestration and the tasks beside the path took.
 """
 
 from __future__ import annotations
 
 import graphlib
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -81,6 +85,25 @@ def gaps(path: list[dict], zero: datetime, end: datetime) -> dict[str, float]:
     }
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """The machine's (busy, total) CPU ticks so far, from ``/proc/stat``; None where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(samples: list[tuple[datetime, tuple[int, int] | None]], end: datetime) -> float | None:
+    """How busy every core was from the first sample to the last one taken before ``end``."""
+    before = [ticks for at, ticks in samples if at <= end]
+    if len(before) < 2 or before[0] is None or before[-1] is None or before[-1][1] == before[0][1]:
+        return None
+    return round((before[-1][0] - before[0][0]) / (before[-1][1] - before[0][1]), 3)
+
+
 class EndToEnd:
     def __init__(self, platform: BenchPlatform, upstream: dict[str, dict[str, list[str]]]) -> None:
         self.platform = platform
@@ -96,11 +119,13 @@ class EndToEnd:
         for dag_id, logical_date in dates.items():
             self.platform.airflow("dags", "trigger", dag_id, "-e", logical_date.isoformat())
         zero = datetime.now(UTC)
+        cpu = [(zero, cpu_ticks())]
         self.platform.set_paused((SALES, INVENTORY), False)
         runs: list[dict] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             time.sleep(2)
+            cpu.append((datetime.now(UTC), cpu_ticks()))
             runs = metadata(
                 "SELECT dag_id, run_id, state, end_date FROM dag_run WHERE id > %s AND dag_id = ANY(%s)",
                 (first_run, list(DAGS)),
@@ -151,7 +176,13 @@ class EndToEnd:
             "tasks": len(tasks),
             "task_seconds_total": round(sum(t["seconds"] for t in tasks), 3),
             "gaps_s": gaps([by_node[node] for node in path], zero, end),
+            "cpu_busy_share": busy_share(cpu, end),
         }
+
+
+def _median_or_none(values: list[float | None]) -> dict | None:
+    known = [value for value in values if value is not None]
+    return summarize(known).as_dict() if known else None
 
 
 def measure(platform: BenchPlatform, upstream: dict[str, dict[str, list[str]]], repeat: int) -> dict:
@@ -177,6 +208,8 @@ def measure(platform: BenchPlatform, upstream: dict[str, dict[str, list[str]]], 
         "ratio": ratio.as_dict(),
         "gaps_s": {name: summarize([r["gaps_s"][name] for r in runs]).as_dict() for name in gap_names},
         "critical_path_tasks": len(runs[0]["critical_path"]),
+        "cpu_busy_share": _median_or_none([r["cpu_busy_share"] for r in runs]),
+        "cores": os.cpu_count(),
         "days": [
             {**r, "wall_s": round(r["wall_s"], 3), "critical_path_s": round(r["critical_path_s"], 3)} for r in runs
         ],

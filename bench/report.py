@@ -46,6 +46,16 @@ def _etl_why(scale: dict) -> str:
     return f"Against a floor of {scale['baseline_s']['median']:.1f} s: " + "; ".join(parts) + "."
 
 
+def _busy_note(e2e: dict) -> str:
+    busy = e2e.get("cpu_busy_share")
+    if not busy:
+        return ""
+    return (
+        f" The machine's {e2e['cores']} cores were {busy['median']:.0%} busy over the day: the gaps are"
+        " CPU that task processes and the scheduler spent beside the path's own work, not idle waiting."
+    )
+
+
 def misses(results: dict) -> list[str]:
     """One line per missed goal: by how much, and where the difference goes, from this run's figures."""
     notes = []
@@ -81,7 +91,7 @@ def misses(results: dict) -> list[str]:
             f" {gaps['to_queued']:.0f} s to be queued (upstream done or Dataset event to queued,"
             f" {gaps['to_queued'] / tasks:.2f} s each) and {gaps['to_running']:.0f} s from queued to running"
             f" ({gaps['to_running'] / tasks:.2f} s each: the executor's fork, the DAG file's parse, the task"
-            f" runner), and {gaps['after_last']:.0f} s passed after the path's last task."
+            f" runner), and {gaps['after_last']:.0f} s passed after the path's last task." + _busy_note(e2e)
         )
     parse = results["parse"]
     if parse:
@@ -182,7 +192,8 @@ def rows(document: dict) -> list[tuple[str, str, str, str, str]]:
         table.append(
             (
                 "one day end to end",
-                f"wall {_range(e2e['wall_s'], digits=0)}",
+                f"wall {_range(e2e['wall_s'], digits=0)}"
+                + (f", cores {e2e['cpu_busy_share']['median']:.0%} busy" if e2e.get("cpu_busy_share") else ""),
                 f"critical path {_range(e2e['critical_path_s'], digits=0)}",
                 f"{e2e['ratio']['median']:.2f}",
                 _met(e2e["goals"]["ratio_met"]) + " (<= 1.5)",

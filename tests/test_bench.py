@@ -122,6 +122,8 @@ def _document(load_orders_s: float, wall_s: float) -> dict:
                 "to_running": {"median": 8.0},
                 "after_last": {"median": 2.0},
             },
+            "cpu_busy_share": {"median": 0.93},
+            "cores": 2,
             "goals": {"ratio_met": e2e_ratio <= 1.5},
         },
         "parse": None,
@@ -136,9 +138,29 @@ def test_a_missed_goal_is_explained_with_the_runs_own_figures():
     assert "floor of 4.0 s" in etl_note and "load_orders 7.3 s" in etl_note and "merge_orders 2.0 s" in etl_note
     assert etl_note.index("load_orders") < etl_note.index("merge_orders"), "the costliest step first"
     assert "ratio 2.20" in e2e_note and "waited 14 s to be queued" in e2e_note and "8 s from queued" in e2e_note
+    assert "2 cores were 93% busy" in e2e_note
 
 
 def test_met_goals_need_no_explanation():
     from bench.report import misses
 
     assert misses(_document(load_orders_s=3.0, wall_s=30.0)) == []
+
+
+def test_busy_share_counts_only_the_samples_before_the_day_ended():
+    from datetime import UTC, datetime, timedelta
+
+    from bench.endtoend import busy_share, cpu_ticks
+
+    zero = datetime(2026, 11, 25, tzinfo=UTC)
+    samples = [
+        (zero, (100, 1_000)),
+        (zero + timedelta(seconds=2), (290, 1_200)),  # 95% busy
+        (zero + timedelta(seconds=4), (460, 1_400)),  # 85% busy
+        (zero + timedelta(seconds=6), (470, 1_600)),  # after the end: idle, left out
+    ]
+    assert busy_share(samples, end=zero + timedelta(seconds=5)) == 0.9
+    assert busy_share(samples[:1], end=zero + timedelta(seconds=5)) is None, "one sample is no interval"
+    assert busy_share([(zero, None), (zero + timedelta(seconds=2), None)], end=zero + timedelta(seconds=3)) is None
+    busy, total = cpu_ticks()
+    assert 0 <= busy <= total
