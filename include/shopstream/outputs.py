@@ -96,7 +96,7 @@ class Output:
     combination is unique.
     """
 
-    name: str  # names its quality tasks: <name>_updated, <name>_columns, <name>_table, <name>_freshness
+    name: str  # names its quality tasks: <name>_columns, <name>_table, <name>_freshness (or <name>_file)
     uri: str
     dag_id: str
     announced_by: str  # "<task group>.<task id>": the producer's last task, which records the event

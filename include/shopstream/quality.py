@@ -5,6 +5,9 @@ ranges) and table checks (row counts, referential integrity) with the common-sql
 operators, plus freshness; the feature file is checked as a file. A run checks the datasets
 whose events triggered it (all of them when started by hand), so a
 sibling pipeline that is still writing never raises a false alarm. Any breach fails the run.
+
+One task, ``outputs_to_check``, chooses those checks and skips the rest: a run starts one
+process to decide, not one per output (the platform runs once per event, several times a day).
 """
 
 from __future__ import annotations
@@ -25,13 +28,18 @@ TABLES = tuple(output for output in outputs.PUBLISHED if output.table)
 FILES = tuple(output for output in outputs.PUBLISHED if not output.table)
 
 
-@task.short_circuit
-def was_updated(uri: str, **context) -> bool:
-    """Check a dataset when its event triggered the run, or when the run was started by hand."""
+CHOOSER = "outputs_to_check"
+
+
+@task.branch(task_id=CHOOSER)
+def outputs_to_check(checks: dict[str, list[str]], **context) -> list[str]:
+    """The check tasks of the datasets whose events triggered the run (all of them when started by hand)."""
     from include.shopstream.events import newest_event_times
 
     triggered = newest_event_times(context)
-    return not triggered or uri in triggered
+    chosen = [uri for uri in checks if not triggered or uri in triggered]
+    print(f"checking {', '.join(chosen) or 'nothing'}")
+    return [task_id for uri in chosen for task_id in checks[uri]]
 
 
 @task
@@ -92,9 +100,9 @@ def check_file(uri: str) -> dict:
 @task_group(group_id="data_quality_checks")
 def data_quality_checks():
     """Checks for every published output whose dataset triggered the run."""
+    checks: dict[str, list] = {}
     for output in TABLES:
-        gate = was_updated.override(task_id=f"{output.name}_updated")(output.uri)
-        gate >> [
+        checks[output.uri] = [
             SQLColumnCheckOperator(
                 task_id=f"{output.name}_columns",
                 conn_id=WAREHOUSE_CONN_ID,
@@ -110,8 +118,10 @@ def data_quality_checks():
                     **{name: {"check_statement": statement} for name, statement in output.checks.items()},
                 },
             ),
-            freshness.override(task_id=f"{output.name}_freshness")(output.table, output.uri),
+            freshness.override(task_id=f"{output.name}_freshness")(output.table, output.uri).operator,
         ]
     for output in FILES:
-        gate = was_updated.override(task_id=f"{output.name}_updated")(output.uri)
-        gate >> check_file.override(task_id=f"{output.name}_file")(output.uri)
+        checks[output.uri] = [check_file.override(task_id=f"{output.name}_file")(output.uri).operator]
+    chooser = outputs_to_check({uri: [check.task_id for check in tasks] for uri, tasks in checks.items()})
+    for tasks in checks.values():
+        chooser >> tasks

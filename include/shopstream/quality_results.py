@@ -17,6 +17,7 @@ from airflow.exceptions import AirflowFailException
 from airflow.utils.trigger_rule import TriggerRule
 
 from include.shopstream import alerting, links
+from include.shopstream.quality import CHOOSER
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ def describe(operator) -> dict:
 
 
 def is_check(operator) -> bool:
-    """A task of the group that checks something (not one of its was-it-updated gates)."""
-    return operator.task_id.startswith(f"{GROUP}.") and "ShortCircuit" not in type(operator).__name__
+    """A task of the group that checks something (not the task that chooses which checks run)."""
+    return operator.task_id.startswith(f"{GROUP}.") and operator.task_id != f"{GROUP}.{CHOOSER}"
 
 
 def summarize(dag, states: dict[str, str | None]) -> dict:

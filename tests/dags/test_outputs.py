@@ -16,17 +16,17 @@ def announced(dag) -> dict[str, set[str]]:
 
 
 def unchecked(published, checks_dag) -> list[str]:
-    """The URIs of published outputs that declare no checks or that ``checks_dag`` does not check."""
-    gates = {
-        task.op_args[0]: task
-        for task in checks_dag.tasks
-        if task.task_id.startswith("data_quality_checks.") and task.task_id.endswith("_updated")
-    }
+    """The URIs of published outputs that declare no checks or that ``checks_dag`` does not check:
+    no check task of theirs that the run's chooser can pick."""
+    from include.shopstream.quality import CHOOSER
+
+    chooser = checks_dag.get_task(f"data_quality_checks.{CHOOSER}")
+    picks = chooser.op_args[0]  # Dataset URI -> the task ids of its checks
     missing = []
     for output in published:
-        gate = gates.get(output.uri)
         declares = bool(output.columns or output.checks)
-        if not declares or gate is None or not gate.downstream_list:
+        task_ids = picks.get(output.uri, [])
+        if not declares or not task_ids or not set(task_ids) <= chooser.downstream_task_ids:
             missing.append(output.uri)
     return missing
 
