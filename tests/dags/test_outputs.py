@@ -81,3 +81,29 @@ def test_a_business_date_names_the_same_key_in_python_and_in_a_template():
     assert outputs.FEATURES_FILE.key_for(run.date()) == "features/customer/ds=2026-11-23/features.parquet"
     results = outputs.QUALITY_RESULTS.key_for(run, "20261123T020000.json")
     assert results == "quality/results/ds=2026-11-23/20261123T020000.json"
+
+
+def test_a_run_checks_only_the_outputs_whose_events_started_it(dagbag):
+    """A sibling pipeline still writing is never judged; a run by hand checks everything."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from airflow.utils.types import DagRunType
+
+    from include.shopstream.outputs import ORDERS
+    from include.shopstream.quality import CHOOSER, outputs_to_check
+
+    chooser = dagbag.dags["observability_pipeline"].get_task(f"data_quality_checks.{CHOOSER}")
+    checks = chooser.op_args[0]
+    event = SimpleNamespace(timestamp=datetime(2026, 11, 25, 2, 30, tzinfo=UTC), extra={"ds": "2026-11-24"})
+
+    def chosen(run_type, events):
+        context = {"dag_run": SimpleNamespace(run_type=run_type), "triggering_dataset_events": events}
+        return set(outputs_to_check.function(checks, **context))
+
+    orders_checks = {f"data_quality_checks.orders_{kind}" for kind in ("columns", "table", "freshness")}
+    assert chosen(DagRunType.DATASET_TRIGGERED, {ORDERS.uri: [event]}) == orders_checks
+    everything = {task_id for task_ids in checks.values() for task_id in task_ids}
+    assert len(everything) == 19
+    assert chosen(DagRunType.MANUAL, {}) == everything
+    assert set(chooser.downstream_task_ids) == everything
