@@ -158,24 +158,28 @@ class BenchPlatform:
         self.metadata("UPDATE dag SET is_paused = %s WHERE dag_id = ANY(%s)", (paused, list(dag_ids)))
 
     def start_scheduler(self, expected_dags: Sequence[str], timeout: float = 300) -> None:
-        """Start the scheduler (LocalExecutor) on :attr:`dags_folder`; wait until it has
-        serialized ``expected_dags``."""
+        """Register :attr:`dags_folder`'s DAGs (``Stack.register_dags``), check that
+        ``expected_dags`` are among them, then start the scheduler (LocalExecutor) and wait until
+        its job is running."""
         env = self.env(AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder))
         try:
             self.stack.register_dags(env)
         except LocalDevError as err:
             raise BenchError(f"{err}\n{err.details}") from None
+        rows = self.metadata("SELECT dag_id FROM serialized_dag WHERE dag_id = ANY(%s)", (list(expected_dags),))
+        missing = sorted(set(expected_dags) - {row["dag_id"] for row in rows})
+        if missing:
+            raise BenchError(f"{self.dags_folder} does not define {', '.join(missing)} (an import error?)")
         self.scheduler = self.stack.start_scheduler(env)
         self.stack.services.append(self.scheduler)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.scheduler.running():
                 raise BenchError(f"the scheduler exited; its log is {self.scheduler.log_path}")
-            rows = self.metadata("SELECT dag_id FROM serialized_dag WHERE dag_id = ANY(%s)", (list(expected_dags),))
-            if len(rows) == len(expected_dags):
+            if self.metadata("SELECT id FROM job WHERE job_type = 'SchedulerJob' AND state = 'running'"):
                 return
             time.sleep(1)
-        raise BenchError(f"the scheduler did not serialize {', '.join(expected_dags)} within {timeout:.0f}s")
+        raise BenchError(f"the scheduler did not start within {timeout:.0f}s; its log is {self.scheduler.log_path}")
 
     def stop_scheduler(self) -> None:
         if self.scheduler is not None:
