@@ -12,8 +12,9 @@ frozen moment:
   latest run through ``TaskInstance.run``, with its real success callbacks.
 - ``{"tick": ..., "down": ["slack"]}`` asks ``ingest_deadline``'s timetable, as the scheduler
   does, whether a run is due at that moment after the previous check, and if so runs it with
-  ``DAG.test`` (retries and failure callbacks included); the channels in ``down`` refuse
-  connections meanwhile.
+  ``DAG.test`` (retries and failure callbacks included); the channels in ``down`` (``slack``,
+  ``pagerduty``) refuse connections meanwhile, and with ``metadata`` the check's read of the
+  metadata database fails as a lost connection does.
 
 It prints one JSON line per step: what the scheduler would have done and the run's outcome (state,
 tries, and the lines the check returned).
@@ -28,6 +29,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import time_machine
+
+
+def unreachable(*args, **kwargs):
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError("SELECT ... FROM dag_run", {}, ConnectionError("server closed the connection"))
 
 
 def moment(text: str) -> datetime:
@@ -45,6 +52,8 @@ def channels_down(names: list[str]) -> dict[str, str]:
     """The connection environment variables that send ``names`` to a refused port."""
     down = {}
     for name in names:
+        if name == "metadata":
+            continue
         variable = f"AIRFLOW_CONN_{name.upper()}_ALERTS"
         conn = json.loads(os.environ[variable])
         down[variable] = json.dumps({**conn, "host": f"{refused_url()}/{name}"})
@@ -116,6 +125,9 @@ def main() -> None:
             at = moment(step["tick"])
             saved = dict(os.environ)
             os.environ.update(channels_down(step.get("down", [])))
+            metadata = deadlines.read_history
+            if "metadata" in step.get("down", []):
+                deadlines.read_history = unreachable
             try:
                 with time_machine.travel(at, tick=True):
                     info = watch.next_dagrun_info(last_check, restricted=True)
@@ -136,6 +148,7 @@ def main() -> None:
                                 run_id=run.run_id, dag_id=watch.dag_id, task_id=ti.task_id, session=session
                             )
             finally:
+                deadlines.read_history = metadata
                 os.environ.clear()
                 os.environ.update(saved)
             result = {"step": step, "due": due, "check_state": state, "tries": tries, "lines": lines}

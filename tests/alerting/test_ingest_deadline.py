@@ -240,3 +240,34 @@ def test_a_fresh_platform_started_after_four_pages_nobody_but_pages_the_next_mis
     assert len(slack) == 1 and "ingest of 2030-06-25" in slack[0] and "no run of" in slack[0], slack
     assert events(pager) == [("trigger", KEY.format("2030-06-25"))]
     assert len(first["lines"]) == 3 and all("before the platform" in line for line in first["lines"]), first
+
+
+def test_a_check_that_cannot_read_the_metadata_database_pages_under_the_deadlines_key(play):
+    steps = yesterday_succeeded("2030-07-02", "2030-07-01", "2030-06-30")
+    out, slack, pager = play(
+        [
+            *steps,
+            # Today's ingest is late, and the check loses the metadata database on every try.
+            {"tick": "2030-07-02T04:00:30", "down": ["metadata"]},
+            {"finish": "2030-07-01", "at": "2030-07-02T04:30:00"},
+            # The next day's ingest is done at 03:10, and again the check cannot read anything.
+            {"sales": "2030-07-02", "state": "success", "at": "2030-07-03T03:10:00"},
+            {"tick": "2030-07-03T04:00:30", "down": ["metadata"]},
+            # The day after, the check reads again: both dates are done, their incidents are over.
+            {"sales": "2030-07-03", "state": "success", "at": "2030-07-04T02:40:00"},
+            {"tick": "2030-07-04T04:00:30"},
+        ]
+    )
+    failed = [o for o in out if o["step"].get("down")]
+    assert [(o["check_state"], o["tries"]) for o in failed] == [("failed", 4), ("failed", 4)], failed
+    assert events(pager) == [
+        ("trigger", KEY.format("2030-07-01")),
+        ("resolve", KEY.format("2030-07-01")),
+        ("trigger", KEY.format("2030-07-02")),
+        ("resolve", KEY.format("2030-07-02")),
+    ], "a check that fails pages under the deadline's key, which the ingest or a later check resolves"
+    assert len(slack) == 3, slack
+    assert "ingest_deadline: the 04:00 UTC check of the ingest of 2030-07-01 failed" in slack[0]
+    assert "OperationalError" in slack[0]
+    assert "the ingest of 2030-07-01 missed 04:00 UTC: done at 2030-07-02 04:30 UTC, missed by 30 min" in slack[2]
+    assert [line.split(": ")[1].split(",")[0] for line in out[-1]["lines"]] == ["late", "met", "met"]
