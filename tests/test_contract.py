@@ -230,3 +230,32 @@ def test_an_amount_of_nan_is_caught(conn):
 def test_an_order_of_no_units_is_caught(conn):
     (problem,) = problems(conn, {"quantity": "0"})
     assert problem == "breaks quantity_positive ((quantity >= 1)): quantity='0'"
+
+
+def test_a_failure_message_names_the_item_and_rule_without_its_values(conn):
+    """fetch_stock's failure becomes an alert: the quarantine file keeps the values, the message does not."""
+    from include.shopstream.inventory import first_problem
+
+    changes = ({"warehouse": "Jane Roe's shed", "reserved": 5}, {"on_hand": "2.5x"})
+    items = [{**ITEM, **change} for change in changes]
+    found = item_problems(conn, *changes)
+    assert [first_problem(problem, items) for problem in found] == [
+        "items[0], sku 'A': breaks reserved_within_stock",
+        "items[1], sku 'A': on_hand is not a valid integer",
+    ]
+    assert first_problem("items[0]: sku is not a text: 7", [{"sku": 7}]) == "items[0]: sku is not a text"
+
+
+def test_a_reasons_rule_keeps_no_value():
+    from include.shopstream.contract import rule_of
+
+    assert rule_of("breaks known_status ((status = ANY (ARRAY['paid'::text]))): status='Jane, Roe'") == (
+        "breaks known_status"
+    )
+    assert rule_of("created_at is not a valid timestamp with time zone: 'Jane Roe'") == (
+        "created_at is not a valid timestamp with time zone"
+    )
+    assert rule_of("customer_id='99' is in no row of gold.customers (orders_customer_known)") == (
+        "customer_id is in no row of gold.customers (orders_customer_known)"
+    )
+    assert rule_of("email is missing") == "email is missing"

@@ -16,6 +16,7 @@ reported as a reason a person can read, with the offending value.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from psycopg2 import sql as pgsql
@@ -242,6 +243,28 @@ def problems_query(
         verdicts=verdicts,
         typed_row=typed_row,
     )
+
+
+# The reasons problems_query writes quote the offending values, for the quarantine file. A
+# message that travels further (a task's failure, hence an alert) names the rule alone.
+_VALUES_OF_REASON = (
+    (re.compile(r"^(?P<rule>.+? is not a valid .+?): .*$", re.DOTALL), r"\g<rule>"),
+    (re.compile(r"^breaks (?P<name>\S+) \(.*$", re.DOTALL), r"breaks \g<name>"),
+    (re.compile(r"^(?P<shown>.*) (?P<rest>is in no row of \S+ \(\S+\))$", re.DOTALL), None),
+    (re.compile(r"^(?P<rule>.+? is not a text): .*$", re.DOTALL), r"\g<rule>"),
+)
+
+
+def rule_of(reason: str) -> str:
+    """``reason`` without the values it quotes: 'breaks known_status', 'quantity is not a valid integer'."""
+    for pattern, replacement in _VALUES_OF_REASON:
+        found = pattern.match(reason)
+        if found and replacement is None:  # a foreign key: "a='1', b='2' is in no row of ..."
+            columns = ", ".join(part.split("=", 1)[0] for part in found["shown"].split(", ") if "=" in part)
+            return f"{columns} {found['rest']}"
+        if found:
+            return found.expand(replacement)
+    return reason
 
 
 def check_rows(conn, contract_table: str, incoming: str, output: str, *, order_by: str, supplied=()) -> Contract:

@@ -107,6 +107,17 @@ def item_problems(conn, items: list[dict]) -> list[str]:
     return [f"items[{index}]: {problem}" for index, problem in sorted(problems.items())]
 
 
+def first_problem(problem: str, items: list[dict]) -> str:
+    """``problem`` ("items[<i>]: <reason>") for a failure message: the item, its SKU and the rule, no values."""
+    from include.shopstream.contract import rule_of
+
+    index, _, reason = problem.partition(": ")
+    position = int(index.removeprefix("items[").removesuffix("]"))
+    sku = items[position].get("sku") if isinstance(items[position], dict) else None
+    named = f", sku {sku!r}" if isinstance(sku, str) and sku else ""
+    return f"{index}{named}: {rule_of(reason)}"
+
+
 @task(pool="inventory_api")
 def fetch_stock(logical_date=None) -> dict:
     """Page through the inventory API; land the stock in raw/, or quarantine a bad answer and fail."""
@@ -163,7 +174,8 @@ def fetch_stock(logical_date=None) -> dict:
         )
         raise AirflowFailException(
             f"{len(problems)} of the inventory API's {len(items)} items broke gold.inventory's contract (first: "
-            f"{problems[0]}); nothing was loaded. The items and problems are in s3://{BUCKET}/{key}"
+            f"{first_problem(problems[0], items)}); nothing was loaded. The items and problems are in "
+            f"s3://{BUCKET}/{key}"
         )
     key = RAW_STOCK.key_for(logical_date)
     lake_hook().load_string("\n".join(json.dumps(i) for i in items), key=key, bucket_name=BUCKET, replace=True)

@@ -1,10 +1,11 @@
 """orders_etl: the day's new and changed orders, from the source database to gold.orders.
 
 extract (source -> raw/ in the lake, by logical date) -> load (staging, all text) -> check
-each row against gold.orders' contract (read from the warehouse's catalog) -> quarantine the
-breaking rows with their reason -> fail above
-the bad-row threshold -> merge the good rows into gold.orders on order_id -> publish.
-Customers are refreshed first, so that every merged order's customer already exists.
+each row against its gold table's contract (read from the warehouse's catalog) -> quarantine the
+breaking rows with their reason -> fail above the bad-row threshold -> merge the good rows -> publish.
+Customers go that way first, into gold.customers, so that every merged order's customer already
+exists; an order whose customer was quarantined (and is not in gold from an earlier day) breaks
+gold.orders' foreign key and is quarantined in turn.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from astro import sql as aql
 from astro.constants import FileType
 from astro.dataframes.load_options import PandasLoadOptions
 from astro.files import File
-from sqlalchemy import BigInteger, Column, DateTime, Text
+from sqlalchemy import Column, Text
 
 from include.shopstream.names import BUCKET, GOLD, LAKE_CONN_ID, STAGING
-from include.shopstream.outputs import ORDERS, ORDERS_FILE, ORDERS_QUARANTINE, RAW_CUSTOMERS, RAW_ORDERS
+from include.shopstream.outputs import (
+    CUSTOMERS_QUARANTINE,
+    ORDERS,
+    ORDERS_FILE,
+    ORDERS_QUARANTINE,
+    RAW_CUSTOMERS,
+    RAW_ORDERS,
+)
 from include.shopstream.tasks import announce, prepare_warehouse
 from include.shopstream.warehouse import table, transform_sql
 
@@ -30,11 +38,11 @@ GOLD_ORDER_COLUMNS = (
     "status", "refunded_amount", "created_at", "updated_at", "loaded_at",
 )  # fmt: skip
 CUSTOMER_COLUMNS = ("customer_id", "email", "full_name", "country", "created_at", "updated_at")
-CUSTOMER_STAGING_COLUMNS = [
-    Column("customer_id", BigInteger),
-    *(Column(name, Text) for name in ("email", "full_name", "country")),
-    *(Column(name, DateTime(timezone=True)) for name in ("created_at", "updated_at")),
-]
+CUSTOMERS_TABLE = f"{GOLD}.customers"
+
+# Each checked batch: its staging tables are <rows>_raw, _checked, _valid and _rejected; its
+# rejected rows go to the quarantine file below, and the threshold judges them the same way.
+QUARANTINES = {"orders": ORDERS_QUARANTINE, "customers": CUSTOMERS_QUARANTINE}
 
 # How the CSV extracts are read: every value as the text it is. pandas' defaults would turn
 # "NA", "null", "None" or "N/A" (a name, a category) into a missing value, and "007" into 7.
@@ -76,13 +84,9 @@ def has_orders(extracted: dict) -> bool:
     return extracted["rows"] > 0
 
 
-@task
-def check_orders() -> dict:
-    """Mark each staged order with the first way it breaks gold.orders' contract (NULL if none).
-
-    The contract is read from the warehouse's catalog (include/shopstream/contract.py), so a
-    constraint added to gold.orders in sql/warehouse_schema.sql is checked from the next run on.
-    """
+def _check_staged(rows: str, contract_table: str, order_by: str, supplied: tuple[str, ...] = ()) -> dict:
+    """Write staging.<rows>_checked: each staged row of staging.<rows>_raw with the first way it
+    breaks ``contract_table``'s contract (NULL if none), and say which contract that was."""
     from contextlib import closing
 
     from include.shopstream.contract import check_rows
@@ -91,11 +95,11 @@ def check_orders() -> dict:
     with data_errors_fail(), closing(warehouse_hook().get_conn()) as conn, conn:
         contract = check_rows(
             conn,
-            ORDERS.table,
-            f"{STAGING}.orders_raw",
-            f"{STAGING}.orders_checked",
-            order_by="source_row_id",
-            supplied=("loaded_at",),
+            contract_table,
+            f"{STAGING}.{rows}_raw",
+            f"{STAGING}.{rows}_checked",
+            order_by=order_by,
+            supplied=supplied,
         )
     checks = {
         "not_null": [c.name for c in contract.columns if c.not_null],
@@ -103,13 +107,38 @@ def check_orders() -> dict:
         "references": [r.name for r in contract.references],
         "key": list(contract.key),
     }
-    print(f"checked the staged orders against {contract.table}'s contract: {checks}")
+    print(f"checked the staged {rows} against {contract.table}'s contract: {checks}")
     return checks
 
 
 @task
-def enforce_bad_row_threshold(data_interval_start=None) -> dict:
-    """Fail the run, naming the count and the file, when too many rows broke the contract."""
+def check_customers() -> dict:
+    """Mark each staged customer with the first way it breaks gold.customers' contract (NULL if none).
+
+    The snapshot holds every customer, every day: without this, one customer with a missing
+    email failed the merge, and so the ingest, on every run until the source was fixed.
+    """
+    # customer_id is the source's primary key: always a number, and once per snapshot.
+    return _check_staged("customers", CUSTOMERS_TABLE, order_by="customer_id")
+
+
+@task
+def check_orders() -> dict:
+    """Mark each staged order with the first way it breaks gold.orders' contract (NULL if none).
+
+    The contract is read from the warehouse's catalog (include/shopstream/contract.py), so a
+    constraint added to gold.orders in sql/warehouse_schema.sql is checked from the next run on.
+    """
+    return _check_staged("orders", ORDERS.table, order_by="source_row_id", supplied=("loaded_at",))
+
+
+@task
+def enforce_bad_row_threshold(rows: str = "orders", data_interval_start=None) -> dict:
+    """Fail the run, naming the count and the file, when too many of the staged ``rows`` broke the contract.
+
+    One check for every batch (orders, customers): staging.<rows>_rejected against <rows>_valid.
+    The message names counts and the quarantine file only: the rows themselves may be personal.
+    """
     from airflow.exceptions import AirflowFailException
     from airflow.models import Variable
 
@@ -117,8 +146,8 @@ def enforce_bad_row_threshold(data_interval_start=None) -> dict:
     from include.shopstream.warehouse import warehouse_hook
 
     hook = warehouse_hook()
-    bad = hook.get_first(f"SELECT count(*) FROM {STAGING}.orders_rejected")[0]
-    good = hook.get_first(f"SELECT count(*) FROM {STAGING}.orders_valid")[0]
+    bad = hook.get_first(f"SELECT count(*) FROM {STAGING}.{rows}_rejected")[0]
+    good = hook.get_first(f"SELECT count(*) FROM {STAGING}.{rows}_valid")[0]
     total = bad + good
     raw_threshold = Variable.get(BAD_ROW_THRESHOLD_VARIABLE, default_var=str(DEFAULT_BAD_ROW_THRESHOLD))
     try:
@@ -128,12 +157,12 @@ def enforce_bad_row_threshold(data_interval_start=None) -> dict:
             f"Variable {BAD_ROW_THRESHOLD_VARIABLE} must be a share between 0 and 1, got {raw_threshold!r}"
         ) from None
     share = bad / total if total else 0.0
-    quarantine = ORDERS_QUARANTINE.uri_for(data_interval_start)
+    quarantine = QUARANTINES[rows].uri_for(data_interval_start)
     summary = {"rows": total, "rejected": bad, "share": round(share, 6), "quarantine": quarantine}
-    print(f"{bad} of {total} rows broke the contract ({share:.2%}); quarantined in {quarantine}")
+    print(f"{bad} of {total} {rows} broke the contract ({share:.2%}); quarantined in {quarantine}")
     if share > threshold:
         raise AirflowFailException(
-            f"{bad} of {total} orders ({share:.1%}) broke the contract, above the {threshold:.1%} threshold "
+            f"{bad} of {total} {rows} ({share:.1%}) broke the contract, above the {threshold:.1%} threshold "
             f"(Variable {BAD_ROW_THRESHOLD_VARIABLE}); nothing was merged. The rows and reasons are in {quarantine}"
         )
     return summary
@@ -171,21 +200,46 @@ def orders_etl():
     customers_staged = aql.load_file(
         task_id="load_customers",
         input_file=File(path=RAW_CUSTOMERS.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
-        output_table=table("customers_raw", STAGING, columns=CUSTOMER_STAGING_COLUMNS),
+        output_table=_text_table("customers_raw", CUSTOMER_COLUMNS),
         if_exists="replace",
         use_native_support=False,
         load_options=TEXT_AS_IS,
     )
+    # The extracts read only the source, so they start beside prepare_warehouse, not after it.
+    [ready, customers_raw] >> customers_staged
+
+    customers_checked = check_customers()
+    customers_staged >> customers_checked
+    valid_customers = transform_sql(
+        "valid_customers",
+        "customers_valid.sql",
+        table("customers_valid", STAGING),
+        checked_customers=table("customers_checked", STAGING),
+    )
+    rejected_customers = transform_sql(
+        "rejected_customers",
+        "customers_rejected.sql",
+        table("customers_rejected", STAGING),
+        checked_customers=table("customers_checked", STAGING),
+    )
+    customers_checked >> [valid_customers, rejected_customers]
+    customers_quarantined = aql.export_to_file(
+        task_id="quarantine_customers",
+        input_data=rejected_customers,
+        output_file=File(path=CUSTOMERS_QUARANTINE.uri_template, conn_id=LAKE_CONN_ID),
+        if_exists="replace",
+    )
+    customers_verdict = enforce_bad_row_threshold.override(task_id="enforce_customer_threshold")("customers")
+    [valid_customers, customers_quarantined] >> customers_verdict
     customers_merged = aql.merge(
         task_id="merge_customers",
         target_table=table("customers", GOLD),
-        source_table=customers_staged,
+        source_table=valid_customers,
         columns=list(CUSTOMER_COLUMNS),
         target_conflict_columns=["customer_id"],
         if_conflicts="update",
     )
-    # The extracts read only the source, so they start beside prepare_warehouse, not after it.
-    [ready, customers_raw] >> customers_staged
+    customers_verdict >> customers_merged
 
     extracted = extract_orders()
     orders_staged = aql.load_file(
@@ -219,7 +273,7 @@ def orders_etl():
         output_file=File(path=ORDERS_QUARANTINE.uri_template, conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
-    verdict = enforce_bad_row_threshold()
+    verdict = enforce_bad_row_threshold("orders")
     [valid, quarantined] >> verdict
 
     merged = aql.merge(

@@ -135,6 +135,7 @@ ORDER_COLUMNS_READ_DOWNSTREAM = (
 RAW_CUSTOMERS = LakeFile("raw/customers")
 RAW_ORDERS = LakeFile("raw/orders")
 ORDERS_QUARANTINE = LakeFile("quarantine/orders", "rejected.csv")
+CUSTOMERS_QUARANTINE = LakeFile("quarantine/customers", "rejected.csv")
 RAW_STOCK = LakeFile("raw/inventory", "stock.ndjson", LOGICAL_MOMENT)
 STOCK_QUARANTINE = LakeFile("quarantine/inventory", partition=LOGICAL_MOMENT)
 RAW_PRODUCTS = LakeFile("raw/products", partition=INTERVAL_START)

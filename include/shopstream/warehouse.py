@@ -6,6 +6,9 @@ Names (connections, schemas, SQL files) are in ``names.py``; the lake's helpers 
 
 from __future__ import annotations
 
+import logging
+import re
+
 from include.shopstream.names import GOLD, WAREHOUSE_CONN_ID, sql
 
 
@@ -119,6 +122,19 @@ def offending_keys(conn, target: str, constraint: str | None, column: str | None
                     for c, t in zip(reference.columns, reference.target_columns, strict=True)
                 ),
             )
+        elif unique := _unique_columns(cur, target, constraint):
+            # Another key with the same values, in the batch or already in the table.
+            same = pgsql.SQL(" AND ").join(pgsql.SQL("o.{c} = s.{c}").format(c=pgsql.Identifier(c)) for c in unique)
+            other_key = pgsql.SQL("({}) IS DISTINCT FROM ({})").format(
+                pgsql.SQL(", ").join(pgsql.SQL("o.{}").format(pgsql.Identifier(k)) for k in contract.key),
+                pgsql.SQL(", ").join(pgsql.SQL("s.{}").format(pgsql.Identifier(k)) for k in contract.key),
+            )
+            where = pgsql.SQL(" OR ").join(
+                pgsql.SQL("EXISTS (SELECT 1 FROM {} AS o WHERE {} AND {})").format(
+                    pgsql.Identifier(*name.split(".")), same, other_key
+                )
+                for name in (source, target)
+            )
         elif contract.key:  # the primary key: keys that come twice
             cur.execute(
                 pgsql.SQL("SELECT {k} FROM {s} GROUP BY {k} HAVING count(*) > 1 ORDER BY {k} LIMIT %s").format(
@@ -138,8 +154,78 @@ def offending_keys(conn, target: str, constraint: str | None, column: str | None
         return cur.fetchall()
 
 
+def _unique_columns(cur, table: str, constraint: str | None) -> tuple[str, ...]:
+    """The columns of ``table``'s UNIQUE constraint ``constraint`` (none if it is no such constraint)."""
+    if not constraint:
+        return ()
+    cur.execute(
+        "SELECT ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, i)"
+        " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i)"
+        " FROM pg_constraint c WHERE c.conrelid = %s::regclass AND c.conname = %s AND c.contype = 'u'",
+        (table, constraint),
+    )
+    found = cur.fetchone()
+    return tuple(found[0]) if found else ()
+
+
+# Postgres' detail of a constraint error shows the row ("Failing row contains (...)") or the
+# values of the key it is about ("Key (email)=(...) already exists"): personal data, which must
+# not travel into alerts. Values of a primary key (the table's own, or the one a foreign key
+# refers to) identify a row and are kept; any other values are withheld.
+_KEY_DETAIL = re.compile(r"^Key \((?P<columns>.*?)\)=\((?P<values>.*)\)(?P<rest>[^()]*)$", re.DOTALL)
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+WITHHELD = "(values withheld)"
+
+
+def _shows_primary_key(table: str | None, constraint: str | None) -> bool:
+    """Whether the values of ``constraint``'s key detail are primary-key values (False if unknown)."""
+    from contextlib import closing
+
+    if not table or not constraint:
+        return False
+    try:
+        with closing(warehouse_hook().get_conn()) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT c.contype = 'p' OR (c.contype = 'f' AND EXISTS (SELECT 1 FROM pg_constraint p"
+                " WHERE p.conrelid = c.confrelid AND p.contype = 'p'"
+                " AND p.conkey @> c.confkey AND p.conkey <@ c.confkey))"
+                " FROM pg_constraint c WHERE c.conrelid = %s::regclass AND c.conname = %s",
+                (table, constraint),
+            )
+            found = cur.fetchone()
+    except Exception:  # noqa: BLE001 - whatever cannot be confirmed as a key is withheld
+        return False
+    return bool(found and found[0])
+
+
+def redacted_detail(detail: str | None, table: str | None, constraint: str | None) -> str | None:
+    """Postgres' ``detail`` of a data error with every value that is not a primary key's withheld."""
+    detail = (detail or "").strip()
+    if not detail or detail.startswith("Failing row contains"):
+        return None
+    key = _KEY_DETAIL.match(detail)
+    if key:
+        if _shows_primary_key(table, constraint):
+            return detail
+        return f"Key ({key['columns']}) {WITHHELD}{key['rest']}"
+    return _QUOTED.sub(WITHHELD, detail)
+
+
+def redacted_primary(message: str, database_error) -> str:
+    """Postgres' primary message; for a DataError, without the offending input it quotes."""
+    import psycopg2
+
+    if isinstance(database_error, psycopg2.DataError):
+        # 'invalid input syntax for type integer: "..."', 'value "..." is out of range ...'
+        return _QUOTED.sub(WITHHELD, message)
+    return message
+
+
 def data_error_message(error: BaseException, source: str | None = None) -> str:
-    """One paragraph naming the table, the constraint and a few offending keys of a data error."""
+    """One paragraph naming the table, the constraint and a few offending keys of a data error.
+
+    It ends up in alerts (Slack, PagerDuty): it names keys, never other values of a row.
+    """
     from contextlib import closing
 
     database_error = _database_error(error)
@@ -147,15 +233,19 @@ def data_error_message(error: BaseException, source: str | None = None) -> str:
     table = ".".join(part for part in (diag.schema_name, diag.table_name) if part) or "a warehouse table"
     what = diag.constraint_name or (f"NOT NULL on {diag.column_name}" if diag.column_name else None)
     parts = [f"{type(database_error).__name__} on {table}" + (f", constraint {what}" if what else "")]
-    parts.append((diag.message_primary or str(database_error)).strip())
-    if diag.message_detail:
-        parts.append(diag.message_detail.strip())
+    primary = diag.message_primary or next(iter(str(database_error).strip().splitlines()), "")
+    parts.append(redacted_primary(primary.strip(), database_error))
+    detail = redacted_detail(diag.message_detail, table if diag.table_name else None, diag.constraint_name)
+    if detail:
+        parts.append(detail)
     if source and diag.table_name:
         try:
             with closing(warehouse_hook().get_conn()) as conn:
                 keys = offending_keys(conn, table, diag.constraint_name, diag.column_name, source)
-        except Exception as err:  # noqa: BLE001 - naming the keys is a courtesy: never hide the error itself
-            keys, parts = [], [*parts, f"(offending keys not found: {err})"]
+        except Exception as err:  # naming the keys is a courtesy: never hide the error itself
+            # The error's own text may quote a value; it goes to the task log, its type to the alert.
+            logging.getLogger(__name__).warning("could not name the offending keys in %s", source, exc_info=True)
+            keys, parts = [], [*parts, f"(offending keys not found: {type(err).__name__})"]
         if keys:
             shown = ", ".join(str(k[0]) if len(k) == 1 else str(k) for k in keys)
             parts.append(f"offending keys in {source}: {shown}")

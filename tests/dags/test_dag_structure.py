@@ -103,6 +103,23 @@ def test_failure_in_orders_etl_publishes_nothing(dagbag):
     assert "orders_etl.merge_orders" in customer_event.get_flat_relative_ids(upstream=True)
 
 
+def test_customers_are_merged_only_after_their_contract_check_quarantine_and_threshold(dagbag):
+    """One customer breaking gold.customers' contract is quarantined; it no longer fails the merge."""
+    from include.shopstream.outputs import CUSTOMERS_QUARANTINE
+
+    dag = dagbag.dags["sales_core_pipeline"]
+    merge = dag.get_task("orders_etl.merge_customers")
+    upstream = merge.get_flat_relative_ids(upstream=True)
+    for task_id in ("check_customers", "valid_customers", "quarantine_customers", "enforce_customer_threshold"):
+        assert f"orders_etl.{task_id}" in upstream
+    assert dag.get_task("orders_etl.rejected_customers").downstream_task_ids == {"orders_etl.quarantine_customers"}
+    assert dag.get_task("orders_etl.quarantine_customers").output_file.path == CUSTOMERS_QUARANTINE.uri_template
+    # The orders' foreign key is checked against gold.customers as this run left it.
+    assert "orders_etl.merge_customers" in dag.get_task("orders_etl.check_orders").get_flat_relative_ids(upstream=True)
+    announce = dag.get_task("orders_etl.announce_orders").get_flat_relative_ids(upstream=True)
+    assert "orders_etl.enforce_customer_threshold" in announce
+
+
 @pytest.mark.devtools  # time-machine is a development tool, not in the image
 def test_ingest_deadline_checks_the_sales_ingest_at_four(dagbag):
     from datetime import UTC, datetime

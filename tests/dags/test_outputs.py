@@ -73,7 +73,8 @@ def test_a_business_date_names_the_same_key_in_python_and_in_a_template():
     from jinja2 import Template
 
     run = datetime(2026, 11, 23, 2, tzinfo=UTC)
-    for lake_file in (outputs.RAW_ORDERS, outputs.ORDERS_QUARANTINE, outputs.RAW_STOCK, outputs.RAW_PRODUCTS):
+    quarantines = (outputs.ORDERS_QUARANTINE, outputs.CUSTOMERS_QUARANTINE)
+    for lake_file in (outputs.RAW_ORDERS, *quarantines, outputs.RAW_STOCK, outputs.RAW_PRODUCTS):
         rendered = Template(lake_file.uri_template).render(data_interval_start=run, logical_date=run)
         assert rendered == lake_file.uri_for(run)
     assert outputs.DAILY_REPORT_CSV.key_for("2026-11-23") == "reports/daily/ds=2026-11-23/daily_report.csv"

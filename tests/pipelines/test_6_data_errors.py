@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
 from include.shopstream.warehouse import sql
+from localdev.stack import SOURCE_DB
 from tests.pipelines.conftest import MONDAY
 
 # One xdist worker runs the whole group, in file order (see the Makefile's test target).
@@ -15,21 +18,30 @@ pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 DAY = MONDAY
 
 
+def inbox(platform) -> list[dict]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{platform.stack.ports.alert_sink}/messages", timeout=5) as r:
+        return json.load(r)
+
+
 @pytest.fixture
 def customers_refused(platform):
-    """gold.customers refuses every incoming customer with a constraint error, as bad data would."""
+    """gold.customers refuses one incoming customer with a constraint that its contract does not
+    check (a UNIQUE on a column other than the key): a customer took another one's email."""
     platform.warehouse(sql("warehouse_schema.sql"))  # when this module runs alone
-    platform.warehouse(
-        "ALTER TABLE gold.customers ADD CONSTRAINT test_refuses_every_row CHECK (customer_id < 0) NOT VALID"
-    )
-    yield
-    platform.warehouse("ALTER TABLE gold.customers DROP CONSTRAINT test_refuses_every_row")
+    platform.seed_until(datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC))
+    platform.warehouse("ALTER TABLE gold.customers ADD CONSTRAINT test_one_customer_per_email UNIQUE (email)")
+    (own,) = platform.query(SOURCE_DB, "SELECT email FROM customers WHERE customer_id = 5")
+    (taken,) = platform.query(SOURCE_DB, "SELECT email FROM customers WHERE customer_id = 6")
+    platform.query(SOURCE_DB, "UPDATE customers SET email = %s WHERE customer_id = 5", (taken["email"],))
+    yield taken["email"]
+    platform.query(SOURCE_DB, "UPDATE customers SET email = %s WHERE customer_id = 5", (own["email"],))
+    platform.warehouse("ALTER TABLE gold.customers DROP CONSTRAINT test_one_customer_per_email")
 
 
 def test_a_constraint_error_fails_the_task_without_retries_naming_table_constraint_and_keys(
     platform, customers_refused
 ):
-    platform.seed_until(datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC))
+    before = len(inbox(platform))
     states = platform.run_sales(DAY)
     assert states["__run__"] == "failed"
     assert states["orders_etl.merge_customers"] == "failed"
@@ -43,6 +55,12 @@ def test_a_constraint_error_fails_the_task_without_retries_naming_table_constrai
     assert task["max_tries"] == 3, "the DAG's policy allows three retries"
     assert task["try_number"] == 1, "a data error is not retried"
     log = states["__log__"]
-    assert "CheckViolation on gold.customers, constraint test_refuses_every_row" in log
-    assert "offending keys in staging.customers_raw: 1, 2, 3, 4, 5" in log
+    assert "UniqueViolation on gold.customers, constraint test_one_customer_per_email" in log
+    assert "offending keys in staging.customers_valid: 5, 6" in log
     assert "A data error: not retried." in log
+
+    # What Slack and PagerDuty received names the constraint and the keys, never the email.
+    alerts = [json.dumps(m["body"]) for m in inbox(platform)[before:]]
+    assert alerts and all("test_one_customer_per_email" in alert for alert in alerts), alerts
+    assert all("offending keys in staging.customers_valid: 5, 6" in alert for alert in alerts), alerts
+    assert not [alert for alert in alerts if customers_refused in alert], "an email reached an alert"

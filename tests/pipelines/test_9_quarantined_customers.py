@@ -1,0 +1,106 @@
+"""A customer with an empty text field, in the daily full snapshot of customers: quarantined with
+its reason, and the day's ingest still runs (it used to fail merge_customers on every run)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+
+from include.shopstream.warehouse import sql
+from localdev.stack import SOURCE_DB
+from tests.pipelines import expected
+from tests.pipelines.conftest import DATA, MONDAY
+
+# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+
+# The day after test_9_faults' and after every other test's: seeding this far moves the orders
+# of earlier days on, so no earlier day is run once this module has seeded.
+YESTERDAY = MONDAY + timedelta(days=3)
+DAY = MONDAY + timedelta(days=4)
+FIRST_SEEDED = MONDAY - timedelta(days=8)
+KNOWN = 7  # a customer of the generator, in gold.customers since the first sales run
+NEW = 900_001  # a customer the source gains today
+INSIDE = datetime.combine(DAY, time(9), tzinfo=UTC)
+# Today's orders of the two customers, outside the generator's order ids.
+KNOWN_ORDER, NEW_ORDERS = 900_000_001, (900_000_002, 900_000_003)
+
+
+def at(day, hour=2):
+    return datetime.combine(day, time(hour), tzinfo=UTC)
+
+
+def quarantined(platform, what: str) -> list[dict]:
+    body = platform.lake().get_object(Bucket="shopstream", Key=f"quarantine/{what}/ds={DAY}/rejected.csv")["Body"]
+    return list(csv.DictReader(io.StringIO(body.read().decode())))
+
+
+@pytest.fixture(scope="module")
+def empty_texts(platform):
+    """Yesterday's ingest succeeded; overnight one known customer's email became '' and a new
+    customer arrived without a name, each with orders today."""
+    platform.warehouse(sql("warehouse_schema.sql"))  # when this module runs alone
+    platform.seed_until(at(YESTERDAY + timedelta(days=1)))
+    if not platform.warehouse("SELECT 1 FROM gold.customers WHERE customer_id = %s", (KNOWN,)):  # run alone
+        assert platform.run_sales(YESTERDAY)["__run__"] == "success"
+    yesterday = platform.warehouse("SELECT * FROM gold.customers WHERE customer_id = %s", (KNOWN,))
+    (email,) = platform.query(SOURCE_DB, "SELECT email FROM customers WHERE customer_id = %s", (KNOWN,))
+    platform.seed_until(at(DAY + timedelta(days=1)))
+    order = (
+        "INSERT INTO orders (order_id, customer_id, product_id, quantity, amount, status, refunded_amount,"
+        " created_at, updated_at) VALUES (%s, %s, 1, 1, 9.99, 'paid', 0, %s, %s)"
+    )
+    try:
+        platform.query(SOURCE_DB, "UPDATE customers SET email = '' WHERE customer_id = %s", (KNOWN,))
+        platform.query(
+            SOURCE_DB,
+            "INSERT INTO customers VALUES (%s, 'new.customer@example.com', '', 'DE', %s, %s)",
+            (NEW, INSIDE, INSIDE),
+        )
+        platform.query(SOURCE_DB, order, (KNOWN_ORDER, KNOWN, INSIDE, INSIDE))
+        for order_id in NEW_ORDERS:
+            platform.query(SOURCE_DB, order, (order_id, NEW, INSIDE, INSIDE))
+        states = platform.run_sales(DAY)
+        yield {"states": states, "yesterday": yesterday}
+    finally:  # the source as the generator has it, for any test after this one
+        platform.query(SOURCE_DB, "UPDATE customers SET email = %s WHERE customer_id = %s", (email["email"], KNOWN))
+        platform.query(SOURCE_DB, "DELETE FROM orders WHERE order_id = ANY(%s)", ([KNOWN_ORDER, *NEW_ORDERS],))
+        platform.query(SOURCE_DB, "DELETE FROM customers WHERE customer_id = %s", (NEW,))
+
+
+def test_the_ingest_succeeds_with_customers_missing_a_text(empty_texts):
+    states = empty_texts["states"]
+    errors = [line for line in states["__log__"].splitlines() if "Exception: " in line]
+    assert states["__run__"] == "success", errors or states["__log__"][-4000:]
+    assert states["orders_etl.merge_customers"] == "success"
+    assert states["orders_etl.announce_orders"] == "success"
+    assert states["customer_360.announce_customer_360"] == "success"
+
+
+def test_both_customers_are_quarantined_with_their_reason(platform, empty_texts):
+    reasons = {int(r["customer_id"]): r["reason"] for r in quarantined(platform, "customers")}
+    assert reasons == {KNOWN: "email is missing", NEW: "full_name is missing"}
+
+
+def test_the_known_customer_keeps_yesterdays_row_and_the_new_one_stays_out(platform, empty_texts):
+    gold = platform.warehouse("SELECT * FROM gold.customers WHERE customer_id IN (%s, %s)", (KNOWN, NEW))
+    assert gold == empty_texts["yesterday"] != []
+    assert gold[0]["email"] != ""
+
+
+def test_the_new_customers_orders_are_quarantined_by_the_foreign_key_and_every_other_order_merged(
+    platform, empty_texts
+):
+    reasons = {int(r["order_id"]): r["reason"] for r in quarantined(platform, "orders")}
+    for order_id in NEW_ORDERS:
+        assert reasons[order_id] == f"customer_id='{NEW}' is in no row of gold.customers (orders_customer_known)"
+    rows = expected.source_rows(DATA, FIRST_SEEDED, at(DAY + timedelta(days=1)))
+    good, rejected = expected.split(expected.extract(rows, DAY))
+    assert len(reasons) == sum(rejected.values()) + len(NEW_ORDERS)
+    want = {o["order_id"]: o["status"] for o in good} | {KNOWN_ORDER: "paid"}
+    gold = platform.warehouse("SELECT order_id, status FROM gold.orders WHERE order_id = ANY(%s)", (list(want),))
+    assert {r["order_id"]: r["status"] for r in gold} == want, "the known customer's order passes the foreign key"
+    assert platform.warehouse("SELECT 1 FROM gold.orders WHERE order_id = ANY(%s)", (list(NEW_ORDERS),)) == []
