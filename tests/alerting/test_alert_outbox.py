@@ -90,7 +90,12 @@ def test_pagerduty_down_during_a_final_failure_pages_once_when_it_is_back(sink, 
     slack, pager = sink.since(before)
     assert len(slack) == 1 and pager == [], "Slack took its alert; PagerDuty was down"
     [entry] = outbox_rows()
-    assert (entry["channel"], entry["dedup_key"], entry["action"], entry["attempts"]) == ("pagerduty", KEY, "trigger", 1)
+    assert (entry["channel"], entry["dedup_key"], entry["action"], entry["attempts"]) == (
+        "pagerduty",
+        KEY,
+        "trigger",
+        1,
+    )
     assert entry["created_at"] == T0.replace(microsecond=0) or entry["created_at"] - T0 < timedelta(seconds=5)
     assert [r["dedup_key"] for r in outbox_rows("ops.open_incident")] == [KEY], "a queued trigger opens the incident"
 
@@ -112,7 +117,9 @@ def test_slack_down_then_up_the_message_arrives_once_and_says_it_is_late(sink, r
     before = len(sink.messages())
     route("down", "up")
     with time_machine.travel(T0, tick=True):
-        alerting.critical_failure_slack_only(failure_context(TimeoutError("stock API"), dag_id="inventory_mgmt_pipeline"))
+        alerting.critical_failure_slack_only(
+            failure_context(TimeoutError("stock API"), dag_id="inventory_mgmt_pipeline")
+        )
     assert sink.since(before) == ([], [])
     route("up", "up")
     housekeeping_at(T0 + timedelta(minutes=10))
