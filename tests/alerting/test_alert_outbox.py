@@ -10,6 +10,7 @@ schema on the way (``Sink.since``).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -202,3 +203,36 @@ def test_a_stuck_alert_is_reported_once_to_the_other_channel_and_resolved_when_t
     slack, pager = sink.since(before)
     assert len(slack) == 1 and "meant for 2030-05-06 02:13:04 UTC, 1 d 1 h 10 min ago" in slack[0]
     assert [e["event_action"] for e in pager] == ["trigger", "resolve"]
+
+
+@pytest.mark.xdist_group("platform")  # the probes' metadata database (conftest.py)
+def test_incidents_whose_success_no_callback_saw_are_resolved_by_the_housekeeping(probe_airflow, airflow_stack, sink):
+    from tests.alerting.conftest import run_probe
+
+    warehouse = "outbox_probe_warehouse"
+    airflow_stack.pg.ensure_database(warehouse)
+    before = len(sink.messages())
+    lines = run_probe(
+        probe_airflow,
+        "outbox_probe",
+        env={**sink.connections(), "AIRFLOW_CONN_SHOPSTREAM_WAREHOUSE": airflow_stack.pg.url(warehouse)},
+    )
+    out = json.loads(lines[-1])
+    _, pager = sink.since(before)
+    sales = "shopstream/sales_core_pipeline/orders_etl.extract_orders/{}T02:00:00+00:00"
+    marked, failed = sales.format("2031-02-01"), sales.format("2031-02-02")
+    analytics = (
+        "shopstream/analytics_and_reporting_pipeline/daily_reports.build_daily_reports/2031-02-03T02:41:00+00:00"
+    )
+    assert out["state"] == "success"
+    assert [(e["event_action"], e["dedup_key"]) for e in pager] == [
+        ("trigger", marked),
+        ("trigger", failed),
+        ("trigger", analytics),
+        ("resolve", marked),  # marked success in the UI: no callback ran
+        ("resolve", analytics),  # its DAG re-run by hand succeeded, under another interval's key
+    ]
+    assert out["incidents"] == {marked: True, failed: False, analytics: True}, (
+        "the next day's success resolves no other"
+    )
+    assert out["queued"] == 0
