@@ -145,7 +145,7 @@ def slack(severity: str, headline: str, details: dict[str, Any], *, queue: bool 
     text = slack_text(severity, headline, details)
     # The same alert sent again (a retried check) replaces its queued copy; another try's is another.
     identity = "\x1f".join(
-        str(part) for part in (severity, headline, details["dag"], details["task"], details["logical_date"])
+        str(part) for part in (severity, headline, details.get("dag"), details.get("task"), details.get("logical_date"))
     )
     key = incident_key("slack", f"{details.get('try_number')}", hashlib.sha256(identity.encode()).hexdigest()[:32])
     what = f"deliver the {severity} Slack alert for {details['dag']}.{details['task']}"

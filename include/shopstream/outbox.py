@@ -66,13 +66,43 @@ def now() -> datetime:
 
 
 def connect():
-    """A psycopg2 connection to the warehouse, bounded in time, with the outbox's tables."""
+    """A psycopg2 connection to the warehouse, bounded in time, with the outbox's tables.
+
+    After a failed attempt, this process does not try again for ``RECONNECT_AFTER_SECONDS``: a
+    callback sends two alerts and looks up an incident, and each would wait out the timeout.
+    """
     import psycopg2
     from airflow.hooks.base import BaseHook
 
+    global _unreachable_until
+    if time.monotonic() < _unreachable_until:
+        raise ConnectionError("the warehouse was unreachable moments ago; not trying again yet")
     conn_info = BaseHook.get_connection(WAREHOUSE_CONN_ID)
+    try:
+        conn = _connect(psycopg2, conn_info)
+    except psycopg2.OperationalError:
+        _unreachable_until = time.monotonic() + RECONNECT_AFTER_SECONDS
+        raise
+    where = (conn_info.host, conn_info.port, conn_info.schema)
+    if where not in _tables_ready:
+        try:
+            with conn, conn.cursor() as cur:
+                # CREATE INDEX IF NOT EXISTS locks the table before it looks: skip it when all is there.
+                cur.execute(
+                    "SELECT to_regclass('ops.open_incident'), to_regclass('ops.alert_outbox_one_pending_per_key')"
+                )
+                if None in cur.fetchone():
+                    cur.execute(sql("alert_outbox.sql"))
+        except Exception:
+            conn.close()
+            raise
+        _tables_ready.add(where)
+    return conn
+
+
+def _connect(psycopg2, conn_info):
     ssl = {k: v for k, v in conn_info.extra_dejson.items() if k in ("sslmode", "sslrootcert", "sslcert", "sslkey")}
-    conn = psycopg2.connect(
+    return psycopg2.connect(
         host=conn_info.host,
         port=conn_info.port or 5432,
         user=conn_info.login,
@@ -83,20 +113,13 @@ def connect():
         application_name="shopstream-alert-outbox",
         **ssl,
     )
-    where = (conn_info.host, conn_info.port, conn_info.schema)
-    if where not in _tables_ready:
-        try:
-            with conn, conn.cursor() as cur:
-                cur.execute(sql("alert_outbox.sql"))
-        except Exception:
-            conn.close()
-            raise
-        _tables_ready.add(where)
-    return conn
 
 
-# The warehouses whose outbox tables this process has made sure of (the DDL takes a lock).
+# The warehouses whose outbox tables this process has made sure of, and until when (monotonic)
+# it does not try a warehouse that could not be reached.
 _tables_ready: set[tuple] = set()
+_unreachable_until = 0.0
+RECONNECT_AFTER_SECONDS = 60
 
 
 def _lock(cur, channel: str, key: str) -> None:

@@ -179,7 +179,9 @@ def test_a_receiver_answering_500_forever_keeps_every_alert_and_pages_no_loop(ro
         assert all(r["reported_at"] is None for r in rows), "neither channel took the report: it is tried again"
 
         # The redelivery DAG's own failure alerts never land in the outbox it keeps.
-        alerting.alerts_not_getting_through(failure_context(RuntimeError("warehouse gone"), dag_id="alert_redelivery"))
+        alerting.alerts_not_getting_through(
+            failure_context(RuntimeError("warehouse gone"), dag_id="alert_redelivery", task_id="redeliver_alerts")
+        )
         assert len(outbox_rows()) == 2
         print(f"500 forever: {len(failing.hits)} requests over 4 runs and 2 reports, outbox still {len(rows)} rows")
     finally:
@@ -236,3 +238,25 @@ def test_incidents_whose_success_no_callback_saw_are_resolved_by_the_housekeepin
         "the next day's success resolves no other"
     )
     assert out["queued"] == 0
+
+
+def test_an_unreachable_warehouse_costs_no_alert_and_little_time(sink, route, monkeypatch, caplog):
+    import time
+
+    from include.shopstream import outbox
+    from localdev.processes import free_port
+
+    monkeypatch.setenv("AIRFLOW_CONN_SHOPSTREAM_WAREHOUSE", f"postgresql://u:p@127.0.0.1:{free_port()}/warehouse")
+    monkeypatch.setattr(outbox, "_unreachable_until", 0.0)
+    before = len(sink.messages())
+    route("up", "down")
+    started = time.monotonic()
+    with caplog.at_level("ERROR"):
+        alerting.critical_failure(failure_context(RuntimeError("boom")))
+    elapsed = time.monotonic() - started
+    slack, _ = sink.since(before)
+    assert len(slack) == 1, "the alert goes out without its safety net"
+    kept = [r.getMessage() for r in caplog.records if "neither delivered nor queued" in r.getMessage()]
+    assert len(kept) == 1 and KEY in kept[0] and '"action": "trigger"' in kept[0], "the page is in the log, whole"
+    print(f"warehouse refusing connections: the callback returned after {elapsed:.1f} s")
+    assert elapsed < alerting.DELIVERY_BOUND_SECONDS
