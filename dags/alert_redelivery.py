@@ -5,7 +5,7 @@ No alert is lost: an alert that Slack or PagerDuty did not accept when it was me
 in the warehouse's `ops.alert_outbox`. Every 5 minutes this DAG sends each one again until it is
 accepted (Slack messages say they are late; a PagerDuty event keeps its dedup key, and a later
 event for the same incident replaces a queued one). An alert not accepted for a day is reported
-to the other channel and kept. It also resolves the open incidents (`ops.open_incident`) whose
+straight to Slack and PagerDuty (one incident) and kept. It also resolves the open incidents (`ops.open_incident`) whose
 task has since succeeded where no success callback saw it, e.g. marked success in the UI, and
 ages out finished rows. See `include/shopstream/outbox.py` and the README (Alerts).
 """
