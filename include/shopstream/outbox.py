@@ -328,6 +328,7 @@ def succeeded_since(incidents: list[Incident]) -> dict[str, str]:
 
 def _late(channel: str, body: dict[str, Any], created_at: datetime, moment: datetime) -> dict[str, Any]:
     """The alert as sent late: Slack says when it was meant to go, PagerDuty carries the time."""
+    created_at = created_at.astimezone(UTC)  # the session's time zone is the server's choice
     if channel == "slack":
         late = f":hourglass: *LATE*: meant for {created_at:%Y-%m-%d %H:%M:%S} UTC, {_age(moment - created_at)} ago"
         return {**body, "text": f"{late}\n{body['text']}"}
@@ -400,7 +401,7 @@ def report_stuck() -> list[int]:
         for entry, channel, key, created_at, attempts, error, _ in stuck:
             log.error(
                 "outbox entry %s (%s, %s) not accepted since %s UTC after %s attempts; last error: %s",
-                entry, channel, key, f"{created_at:%Y-%m-%d %H:%M}", attempts, error,
+                entry, channel, key, f"{created_at.astimezone(UTC):%Y-%m-%d %H:%M}", attempts, error,
             )  # fmt: skip
         unreported = [row for row in stuck if row[6] is None]
         if unreported:
