@@ -266,3 +266,27 @@ def test_an_unreachable_warehouse_costs_no_alert_and_little_time(sink, route, mo
     assert len(kept) == 1 and KEY in kept[0] and '"action": "trigger"' in kept[0], "the page is in the log, whole"
     print(f"warehouse refusing connections: the callback returned after {elapsed:.1f} s")
     assert elapsed < alerting.DELIVERY_BOUND_SECONDS
+
+
+def test_a_resolve_during_the_redelivery_of_its_trigger_waits_for_it(sink, route, outbox_rows, monkeypatch):
+    import threading
+    import time
+
+    from include.shopstream import outbox
+
+    before = len(sink.messages())
+    route("up", "down")
+    alerting.critical_failure(failure_context(RuntimeError("boom")))
+    route("up", "up")
+    # The redelivery has read the kept trigger and is about to send it when the task succeeds.
+    late = outbox._late
+    monkeypatch.setattr(outbox, "_late", lambda *args: (time.sleep(2), late(*args))[1])
+    redelivery = threading.Thread(target=outbox.housekeeping)
+    redelivery.start()
+    time.sleep(0.5)
+    alerting.resolve_incident(failure_context(None))
+    redelivery.join(timeout=60)
+    _, pager = sink.since(before)
+    assert [(e["event_action"], e["dedup_key"]) for e in pager] == [("trigger", KEY), ("resolve", KEY)], (
+        "the resolve goes after the trigger that was already on its way, never before it"
+    )
