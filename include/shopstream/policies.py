@@ -39,15 +39,17 @@ SALES_CORE = {
     "on_success_callback": [alerting.resolve_incident, deadlines.resolve_when_met],
 }
 
-# ingest_deadline: the 04:00 check itself. It must not be lost to a passing fault: a check
-# that cannot read the metadata database or deliver its alert retries every minute, then pages.
+# ingest_deadline: the 04:00 check itself. It must not be lost to a passing fault: a check that
+# cannot read the metadata database, or whose alert a channel did not accept, retries every
+# minute (sending only what was not accepted). Its final failure reports under the deadline's
+# own incident key, so a failed check never opens a second incident that nothing resolves.
 DEADLINE_CHECK = {
     "owner": OWNER,
     "retries": 3,
     "retry_delay": minutes(1),
     "execution_timeout": timedelta(minutes=5),
     "priority_weight": 100,
-    "on_failure_callback": alerting.critical_failure,
+    "on_failure_callback": deadlines.check_failed,
 }
 
 # alert_redelivery: the outbox's housekeeping every 5 minutes. A receiver that is down is its

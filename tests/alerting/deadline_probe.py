@@ -1,39 +1,72 @@
 """Plays one day of the 04:00 deadline through Airflow's own code, with the clock frozen.
 
 Run in a subprocess against a migrated metadata database (the test passes the environment):
-``python -m tests.alerting.deadline_probe < steps.json``. Each step, at its own frozen moment:
+``python -m tests.alerting.deadline_probe < steps.json``. It starts from an empty history (no run
+of either DAG, no incident or delivery record), as a platform's first day. Each step, at its own
+frozen moment:
 
 - ``{"sales": "2026-11-25", "state": "success"|"running"|"failed"|"queued", "at": ..., "manual": bool}``
   records a run of ``sales_core_pipeline`` for that business date as the scheduler or a user
   would have created it; ``success`` also marks ``orders_etl.announce_orders`` done at ``at``.
 - ``{"finish": "2026-11-25", "at": ...}`` runs ``orders_etl.announce_orders`` of that date's
   latest run through ``TaskInstance.run``, with its real success callbacks.
-- ``{"tick": ...}`` asks ``ingest_deadline``'s timetable, as the scheduler does, whether a run is
-  due at that moment after the previous check, and if so runs it with ``DAG.test``.
+- ``{"tick": ..., "down": ["slack"]}`` asks ``ingest_deadline``'s timetable, as the scheduler
+  does, whether a run is due at that moment after the previous check, and if so runs it with
+  ``DAG.test`` (retries and failure callbacks included); the channels in ``down`` (``slack``,
+  ``pagerduty``) refuse connections meanwhile, and with ``metadata`` the check's read of the
+  metadata database fails as a lost connection does.
 
-It prints one JSON line per step: what the scheduler would have done and the run's outcome.
+It prints one JSON line per step: what the scheduler would have done and the run's outcome (state,
+tries, and the lines the check returned).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 
 import time_machine
 
 
+def unreachable(*args, **kwargs):
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError("SELECT ... FROM dag_run", {}, ConnectionError("server closed the connection"))
+
+
 def moment(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+def refused_url() -> str:
+    """A loopback URL where nothing listens: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def channels_down(names: list[str]) -> dict[str, str]:
+    """The connection environment variables that send ``names`` to a refused port."""
+    down = {}
+    for name in names:
+        if name == "metadata":
+            continue
+        variable = f"AIRFLOW_CONN_{name.upper()}_ALERTS"
+        conn = json.loads(os.environ[variable])
+        down[variable] = json.dumps({**conn, "host": f"{refused_url()}/{name}"})
+    return down
+
+
 def main() -> None:
-    from airflow.models import DagBag, DagRun
+    from airflow.models import DagBag, DagRun, TaskInstance, Variable, XCom
     from airflow.timetables.base import DataInterval
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
     from airflow.utils.types import DagRunType
-    from sqlalchemy import select
+    from sqlalchemy import delete, select
 
     from include.shopstream import deadlines
     from tests.conftest import PROJECT
@@ -43,6 +76,12 @@ def main() -> None:
     assert not bag.import_errors, bag.import_errors
     sales, watch = bag.dags[deadlines.INGEST.dag_id], bag.dags["ingest_deadline"]
     bag.sync_to_db()
+    with create_session() as session:  # runs cascade to their task instances and XComs
+        for stale in (
+            delete(DagRun).where(DagRun.dag_id.in_((sales.dag_id, watch.dag_id))),
+            delete(Variable).where(Variable.key.startswith("shopstream_", autoescape=True)),
+        ):
+            session.execute(stale.execution_options(synchronize_session=False))
     last_check: DataInterval | None = None
 
     for step in steps:
@@ -84,15 +123,36 @@ def main() -> None:
             print(json.dumps({"step": step, "state": state}), flush=True)
         else:
             at = moment(step["tick"])
-            with time_machine.travel(at, tick=True):
-                info = watch.next_dagrun_info(last_check, restricted=True)
-                due = info is not None and info.run_after <= at
-                state = None
-                if due:
-                    run = watch.test(execution_date=info.logical_date)
-                    state = run.state
-                    last_check = info.data_interval
-            print(json.dumps({"step": step, "due": due, "check_state": state}), flush=True)
+            saved = dict(os.environ)
+            os.environ.update(channels_down(step.get("down", [])))
+            metadata = deadlines.read_history
+            if "metadata" in step.get("down", []):
+                deadlines.read_history = unreachable
+            try:
+                with time_machine.travel(at, tick=True):
+                    info = watch.next_dagrun_info(last_check, restricted=True)
+                    due = info is not None and info.run_after <= at
+                    state = tries = lines = None
+                    if due:
+                        run = watch.test(execution_date=info.logical_date)
+                        state = run.state
+                        last_check = info.data_interval
+                        with create_session() as session:
+                            ti = session.scalar(
+                                select(TaskInstance).where(
+                                    TaskInstance.dag_id == watch.dag_id, TaskInstance.run_id == run.run_id
+                                )
+                            )
+                            tries = ti.try_number
+                            lines = XCom.get_one(
+                                run_id=run.run_id, dag_id=watch.dag_id, task_id=ti.task_id, session=session
+                            )
+            finally:
+                deadlines.read_history = metadata
+                os.environ.clear()
+                os.environ.update(saved)
+            result = {"step": step, "due": due, "check_state": state, "tries": tries, "lines": lines}
+            print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
