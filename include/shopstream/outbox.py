@@ -298,12 +298,7 @@ def succeeded_since(incidents: list[Incident]) -> dict[str, str]:
     found: dict[str, str] = {}
     with create_session() as session:
         for incident in incidents:
-            if "T" in incident.business_date:
-                start = datetime.fromisoformat(incident.business_date)
-                same_interval = DagRun.data_interval_start == start
-            else:  # a business date (the ingest deadline): the run of that day
-                day = datetime.fromisoformat(incident.business_date).replace(tzinfo=UTC)
-                same_interval = and_(DagRun.data_interval_start >= day, DagRun.data_interval_start < day + timedelta(1))
+            same_interval = DagRun.data_interval_start == datetime.fromisoformat(incident.business_date)
             by_events = session.scalar(select(DagModel.dataset_expression).where(DagModel.dag_id == incident.dag_id))
             matches = or_(same_interval, TaskInstance.end_date > incident.opened_at) if by_events else same_interval
             run_id = session.scalar(
@@ -448,7 +443,13 @@ def reconcile() -> list[str]:
                 f"SELECT dedup_key, dag_id, task_id, business_date, opened_at FROM {INCIDENTS}"
                 " WHERE resolved_at IS NULL AND dag_id IS NOT NULL AND task_id IS NOT NULL AND business_date <> ''"
             )
-            incidents = [Incident(*row) for row in cur.fetchall()]
+            # Only a failed task's own incident (its key names the task and interval); the 04:00
+            # deadline's incidents follow the deadline's rules (deadlines.py), the outbox's its own.
+            incidents = [
+                incident
+                for incident in (Incident(*row) for row in cur.fetchall())
+                if incident.key == alerting.incident_key(incident.dag_id, incident.task_id, incident.business_date)
+            ]
     finally:
         conn.close()
     done = succeeded_since(incidents) if incidents else {}

@@ -36,8 +36,8 @@ CREATE TABLE IF NOT EXISTS ops.open_incident (
     dedup_key     text PRIMARY KEY,
     dag_id        text,
     task_id       text,
-    -- The start of the failed run's data interval (a date for the ingest deadline): the task
-    -- succeeding in a run of that interval resolves the incident.
+    -- The start of the failed run's data interval: the task succeeding in a run of that interval
+    -- resolves the incident. (A date for the 04:00 deadline's incidents, which follow its rules.)
     business_date text,
     opened_at     timestamptz NOT NULL,
     note          text,
