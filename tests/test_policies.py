@@ -52,6 +52,7 @@ def test_analytics_and_observability_retry_twice():
         (policies.INVENTORY, alerting.critical_failure_slack_only, alerting.warn_on_early_retries),
         (policies.ANALYTICS, alerting.critical_failure, None),
         (policies.OBSERVABILITY, alerting.critical_failure, None),
+        (policies.ALERT_REDELIVERY, alerting.alerts_not_getting_through, None),
     ],
 )
 def test_each_policy_names_its_alerts(policy, on_failure, on_retry):

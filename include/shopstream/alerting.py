@@ -1,12 +1,14 @@
 """Alerts to Slack (connection ``slack_alerts``) and PagerDuty (``pagerduty_alerts``).
 
 Every callback here is safe: whatever the exception it reports, it delivers an alert; an alert
-that cannot be delivered is logged with its cause and never hides or replaces the task's own
-failure. Delivery is bounded in time (``DELIVERY_BOUND_SECONDS``), so a slow Slack or PagerDuty
-never holds a task slot for minutes.
+that cannot be delivered is logged with its cause, kept in the alert outbox (``outbox.py``) and
+sent again until it is accepted, and never hides or replaces the task's own failure. Delivery
+is bounded in time (``DELIVERY_BOUND_SECONDS``), so a slow Slack or PagerDuty never holds a task
+slot for minutes.
 
 PagerDuty incidents carry a stable dedup key (one per DAG, task and business date), so retries
-and re-runs never open a second incident, and a later successful try resolves it. Every event
+and re-runs never open a second incident, and a later successful try resolves it. Open
+incidents are rows of ``ops.open_incident`` in the warehouse, beside the outbox. Every event
 keeps the Events API v2 limits (``tests/alerting/`` validates them against PagerDuty's schema).
 """
 
@@ -24,8 +26,7 @@ PAGERDUTY_CONN_ID = "pagerduty_alerts"
 ICONS = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":white_check_mark:"}
 SOURCE = "shopstream-airflow"
 
-# PagerDuty Events API v2: dedup_key at most 255 characters, summary at most 1024. Keys are
-# also remembered as Variables (INCIDENT_PREFIX + key), whose ids Airflow caps at 250.
+# PagerDuty Events API v2: dedup_key at most 255 characters, summary at most 1024.
 KEY_LIMIT = 200
 SUMMARY_LIMIT = 1024
 ERROR_LIMIT = 500
@@ -133,11 +134,26 @@ def _slack_retry_once():
     return RetryOnceOnServerOrNetworkError(max_retry_count=1)
 
 
-def slack(severity: str, headline: str, details: dict[str, Any]) -> bool:
+def slack(severity: str, headline: str, details: dict[str, Any], *, queue: bool = True) -> bool:
     """Post one message through the Slack provider's webhook hook.
 
-    Returns whether Slack took it; never raises.
+    Returns whether Slack took it now; never raises. One it did not take stays in the outbox
+    (unless ``queue`` is false) and is sent again, marked late.
     """
+    from include.shopstream import outbox
+
+    text = slack_text(severity, headline, details)
+    # The same alert sent again (a retried check) replaces its queued copy; another try's is another.
+    identity = "\x1f".join(
+        str(part) for part in (severity, headline, details.get("dag"), details.get("task"), details.get("logical_date"))
+    )
+    key = incident_key("slack", f"{details.get('try_number')}", hashlib.sha256(identity.encode()).hexdigest()[:32])
+    what = f"deliver the {severity} Slack alert for {details['dag']}.{details['task']}"
+    return outbox.deliver("slack", key, {"text": text}, what, queue=queue)
+
+
+def slack_text(severity: str, headline: str, details: dict[str, Any]) -> str:
+    """What one Slack alert says: severity, headline, where, the error and the log."""
     where = f"DAG `{details['dag']}` | task `{details['task']}` | logical date {details['logical_date']}"
     if details.get("max_tries"):  # a deadline is no task try
         where += f" | try {details['try_number']} of {details['max_tries']}"
@@ -145,16 +161,16 @@ def slack(severity: str, headline: str, details: dict[str, Any]) -> bool:
     if details.get("error"):
         lines.append(f"Error: {details['error']}")
     lines.append(f"Log: {details['log_url']}")
-    try:
-        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+    return "\n".join(lines)
 
-        SlackWebhookHook(
-            slack_webhook_conn_id=SLACK_CONN_ID, timeout=HTTP_TIMEOUT_SECONDS, retry_handlers=[_slack_retry_once()]
-        ).send(text="\n".join(lines))
-    except Exception:  # an undeliverable alert must not mask the task's own state
-        log.exception("could not deliver the %s Slack alert for %s.%s", severity, details["dag"], details["task"])
-        return False
-    return True
+
+def post_slack(text: str) -> None:
+    """Post ``text`` through the Slack provider's webhook hook; raises when Slack does not take it."""
+    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+    SlackWebhookHook(
+        slack_webhook_conn_id=SLACK_CONN_ID, timeout=HTTP_TIMEOUT_SECONDS, retry_handlers=[_slack_retry_once()]
+    ).send(text=text)
 
 
 # -- PagerDuty ------------------------------------------------------------------------------
@@ -236,19 +252,26 @@ def pagerduty_event(action: str, details: dict[str, Any], summary: str, key: str
     return event
 
 
-def pagerduty(action: str, details: dict[str, Any], summary: str = "", key: str | None = None) -> bool:
+def pagerduty(
+    action: str, details: dict[str, Any], summary: str = "", key: str | None = None, *, queue: bool = True
+) -> bool:
     """Trigger or resolve an incident through the PagerDuty provider's Events API hook.
 
-    Returns whether PagerDuty took the event; never raises.
+    Returns whether PagerDuty took the event now; never raises. One it did not take stays in the
+    outbox (unless ``queue`` is false) and is sent again; a later event for the same key replaces
+    it. A trigger sent or kept opens the incident, a resolve sent or kept closes it.
     """
+    from include.shopstream import outbox
+
     summary = summary or f"{details['dag']}.{details['task']} failed: {details.get('error') or 'no error text'}"
     event = pagerduty_event(action, details, summary, key)
-    try:
-        pagerduty_hook().send_event(**event)
-    except Exception:  # an undeliverable alert must not mask the task's own state
-        log.exception("could not %s the PagerDuty incident %s", action, event["dedup_key"])
-        return False
-    return True
+    what = f"{action} the PagerDuty incident {event['dedup_key']}"
+    return outbox.deliver("pagerduty", event["dedup_key"], event, what, queue=queue, details=details)
+
+
+def send_pagerduty_event(event: dict[str, Any]) -> None:
+    """Send one event (``pagerduty_event``'s arguments); raises when PagerDuty does not take it."""
+    pagerduty_hook().send_event(**event)
 
 
 # -- callbacks ------------------------------------------------------------------------------
@@ -293,41 +316,60 @@ def resolve_incident(context) -> None:
         log.exception("the resolve callback failed")
 
 
+def alerts_not_getting_through(context) -> None:
+    """The alert_redelivery DAG failed: page, and tell Slack once, both straight, never queued.
+
+    Queuing them would feed the outbox that is failing; PagerDuty folds the repeated triggers
+    of every failed run into one incident (``outbox.OUTBOX_INCIDENT``), which the next run that
+    finds nothing stuck resolves.
+    """
+    try:
+        from include.shopstream import outbox
+
+        details = describe(context)
+        headline = f"{details['dag']}.{details['task']} failed: alerts that were not accepted are not being sent again"
+        if not incident_is_open(outbox.OUTBOX_INCIDENT):
+            slack("critical", headline, details, queue=False)
+        pagerduty("trigger", details, summary=headline, key=outbox.OUTBOX_INCIDENT, queue=False)
+    except Exception:  # a bug here must not hide the task's failure
+        log.exception("the redelivery failure callback failed")
+
+
 def resolve(key: str, details: dict[str, Any], summary: str) -> None:
     """Resolve the incident ``key`` if this platform opened it and it is still open."""
-    if incident_is_open(key) and pagerduty("resolve", details, summary=summary, key=key):
-        forget_incident(key)
+    if incident_is_open(key):
+        pagerduty("resolve", details, summary=summary, key=key)
 
 
-# Open incidents are remembered as Airflow Variables (visible in the UI under Admin), so that
-# a success resolves exactly the incidents that failures opened, across retries and re-runs.
-INCIDENT_PREFIX = "shopstream_open_incident::"
+# Open incidents are rows of the warehouse's ops.open_incident (outbox.py), so that a success
+# resolves exactly the incidents that failures opened, across retries and re-runs, and the
+# housekeeping can resolve those whose success no callback saw.
 
 
 def remember_incident(key: str, note: str) -> None:
-    from airflow.models import Variable
+    from include.shopstream import outbox
 
     try:
-        Variable.set(INCIDENT_PREFIX + key, note)
+        outbox.remember(key, note)
     except Exception:  # bookkeeping must not mask the task's own state
         log.exception("could not record the open incident %s", key)
 
 
 def incident_is_open(key: str) -> bool:
-    from airflow.models import Variable
+    from include.shopstream import outbox
 
     try:
-        return Variable.get(INCIDENT_PREFIX + key, default_var=None) is not None
+        return outbox.is_open(key)
     except Exception:  # bookkeeping must not mask the task's own state
         log.exception("could not look up the incident %s", key)
         return False
 
 
 def forget_incident(key: str) -> None:
-    from airflow.models import Variable
+    from include.shopstream import outbox
 
     try:
-        Variable.delete(INCIDENT_PREFIX + key)
+        outbox.forget(key)
     except Exception:  # bookkeeping must not mask the task's own state
         log.exception("could not forget the incident %s", key)
 

@@ -52,6 +52,18 @@ DEADLINE_CHECK = {
     "on_failure_callback": deadlines.check_failed,
 }
 
+# alert_redelivery: the outbox's housekeeping every 5 minutes. A receiver that is down is its
+# normal business, not a failure; a failure (the warehouse unreachable) retries soon, then pages
+# and tells Slack straight, never through the outbox it keeps (alerting.alerts_not_getting_through).
+ALERT_REDELIVERY = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": minutes(0.5),
+    "execution_timeout": timedelta(minutes=4),
+    "priority_weight": 100,
+    "on_failure_callback": alerting.alerts_not_getting_through,
+}
+
 # inventory_mgmt_pipeline: the inventory API times out ~10% of the time; 5 retries, 10 minutes apart.
 # A Slack warning on each of the first 3 failed tries, critical only when it fails for good.
 INVENTORY = {

@@ -68,11 +68,13 @@ def probe_airflow(airflow_stack) -> dict[str, str]:
     The probes record runs and Dataset events of the real DAGs; in the platform's database they
     would show up in the pipeline tests that read the latest event.
     """
-    database = "airflow_probes"
+    database, warehouse = "airflow_probes", "airflow_probes_warehouse"
     airflow_stack.pg.ensure_database(database)
+    airflow_stack.pg.ensure_database(warehouse)  # open incidents and the alert outbox live there
     env = {
         **airflow_stack.airflow_env(),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_stack.pg.url(database, driver="postgresql+psycopg2"),
+        "AIRFLOW_CONN_SHOPSTREAM_WAREHOUSE": airflow_stack.pg.url(warehouse),
     }
     airflow_stack.airflow("db", "migrate", env=env)
     return env

@@ -124,7 +124,6 @@ def test_keys_are_stable_across_retries_and_reruns_and_tell_long_ids_apart():
     assert alerting.dedup_key(long_a) != alerting.dedup_key(long_b)
     assert alerting.dedup_key(long_a) == alerting.dedup_key(dict(long_a))
     assert alerting.dedup_key(long_a).startswith("shopstream/" + "d" * 100)
-    assert len(alerting.INCIDENT_PREFIX + alerting.dedup_key(long_a)) <= 250, "fits an Airflow Variable id"
 
 
 def test_a_resolve_carries_only_the_key(to_sink):

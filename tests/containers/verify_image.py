@@ -6,7 +6,7 @@ is tagged with that name for this one build, then untagged.
 
 ``test``: ``build``, then
 1. Airflow is still 2.10.5 after the runtime's ONBUILD installed requirements.txt,
-   ``airflow dags list-import-errors`` is empty and the five DAGs are listed, in the image;
+   ``airflow dags list-import-errors`` is empty and the six DAGs are listed, in the image;
 2. ``pytest .astro/test_dag_integrity_default.py`` (``astro dev parse``) and ``pytest tests/``
    (``astro dev pytest``), each in a fresh container with dags/, tests/, include/, plugins/
    and .astro/ copied in;
@@ -51,6 +51,7 @@ DAGS = {
     "analytics_and_reporting_pipeline",
     "observability_pipeline",
     "ingest_deadline",
+    "alert_redelivery",
 }
 AIRFLOW_VERSION = "2.10.5"
 COPIED_IN = ("dags", "tests", "include", "plugins", ".astro")

@@ -10,6 +10,7 @@ DAG_IDS = [
     "analytics_and_reporting_pipeline",
     "observability_pipeline",
     "ingest_deadline",
+    "alert_redelivery",
 ]
 
 

@@ -141,3 +141,17 @@ def test_ingest_deadline_checks_the_sales_ingest_at_four(dagbag):
         with time_machine.travel(now, tick=False):
             info = dag.timetable.next_dagrun_info(last_automated_data_interval=yesterday, restriction=restriction)
         assert info.run_after == datetime(2026, 11, 26, 4, tzinfo=UTC) == info.logical_date
+
+
+def test_alert_redelivery_runs_every_five_minutes_and_never_feeds_its_own_outbox(dagbag):
+    from include.shopstream import alerting, outbox
+
+    dag = dagbag.dags["alert_redelivery"]
+    assert dag.timetable.summary == "*/5 * * * *"
+    assert [t.task_id for t in dag.tasks] == [outbox.OUTBOX_TASK]
+    assert dag.max_active_runs == 1, "runs never pile up behind a slow receiver"
+    task = dag.get_task(outbox.OUTBOX_TASK)
+    assert task.on_failure_callback == [alerting.alerts_not_getting_through] or (
+        task.on_failure_callback is alerting.alerts_not_getting_through
+    )
+    assert outbox.RUN_BUDGET_SECONDS < task.execution_timeout.total_seconds() < 5 * 60

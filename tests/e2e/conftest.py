@@ -265,7 +265,7 @@ def chain(e2e_services, tmp_path_factory):
         # tests can read each DAG's next slot from the metadata database.
         chain.airflow("dags", "reserialize")
         # The time-scheduled DAGs wait, paused, until a scenario takes their next slot.
-        for dag_id in ("sales_core_pipeline", "inventory_mgmt_pipeline", "ingest_deadline"):
+        for dag_id in ("sales_core_pipeline", "inventory_mgmt_pipeline", "ingest_deadline", "alert_redelivery"):
             chain.airflow("dags", "pause", dag_id)
         chain.start_scheduler()
         yield chain

@@ -114,6 +114,24 @@ def test_slack_and_pagerduty_both_down_during_a_final_failure(platform, orders_t
     assert "could not trigger the PagerDuty incident shopstream/sales_core_pipeline/orders_etl.extract_orders/" in log
     assert "Connection refused" in log, "the cause is logged"
     assert new_messages(platform, before) == ([], [])
+    # `airflow dags test` at DAY + 1, 02:00 runs the interval that starts on DAY (its business date).
+    key = f"shopstream/sales_core_pipeline/orders_etl.extract_orders/{DAY.isoformat()}T02:00:00+00:00"
+    kept = platform.warehouse(
+        "SELECT channel, action FROM ops.alert_outbox WHERE delivered_at IS NULL AND superseded_at IS NULL"
+        " AND (dedup_key = %s OR body->>'text' LIKE %s) ORDER BY id",
+        (key, "%orders_etl.extract_orders%"),
+    )
+    assert kept == [{"channel": "slack", "action": "post"}, {"channel": "pagerduty", "action": "trigger"}]
+
+    # Both receivers are back: the next housekeeping run sends what they missed, once.
+    redelivered = platform.run_dag("alert_redelivery", datetime(2026, 11, 30, 0, 5, tzinfo=UTC))
+    assert redelivered["__run__"] == "success", redelivered["__log__"][-3000:]
+    platform.run_dag("alert_redelivery", datetime(2026, 11, 30, 0, 10, tzinfo=UTC))
+    slack, pager = new_messages(platform, before)
+    ours = [text for text in slack if "orders_etl.extract_orders" in text]
+    assert len(ours) == 1 and ours[0].startswith(":hourglass: *LATE*: meant for "), ours
+    assert "*CRITICAL*: sales_core_pipeline.orders_etl.extract_orders failed for good" in ours[0]
+    assert [(e["event_action"], e["dedup_key"]) for e in pager] == [("trigger", key)]
 
 
 def test_sales_pages_once_after_the_last_retry_and_resolves_on_success(platform, orders_table_hidden):
