@@ -218,8 +218,10 @@ class Stack:
         from cryptography.fernet import Fernet
 
         values = {"fernet_key": Fernet.generate_key().decode(), "secret_key": secrets.token_hex(32)}
-        path.write_text(json.dumps(values))
-        path.chmod(0o600)
+        # Created owner-only: written first and narrowed after, the keys would be readable meanwhile.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(json.dumps(values))
         return values
 
     def airflow_env(self) -> dict[str, str]:
