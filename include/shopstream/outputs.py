@@ -80,6 +80,23 @@ class LakeFile:
         folder = not (name or self.name)
         return f"s3://{BUCKET}/{self.key_for(when, name)}" + ("/" if folder else "")
 
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is an object of this file: its prefix, a partition of it, then its name
+        (a folder's: any one part, but no ``.`` or ``..``)."""
+        segments = key.split("/")
+        prefix = self.prefix.split("/")
+        if segments[: len(prefix)] != prefix:
+            return False
+        rest = segments[len(prefix) :]
+        if self.partition is not None:
+            label = f"{self.partition.name}="
+            if not rest or not rest[0].startswith(label) or rest[0] == label:
+                return False
+            rest = rest[1:]
+        if len(rest) != 1:
+            return False
+        return rest[0] == self.name if self.name else rest[0] not in ("", ".", "..")
+
     @property
     def uri_template(self) -> str:
         """The URI as a Jinja template of the run's own partition (for the SDK's templated File paths)."""
