@@ -162,7 +162,7 @@ class Stack:
         if self.postgres_url:
             self.pg = postgres.connect_external(self.postgres_url)
         else:
-            self.pg = postgres.PostgresServer("127.0.0.1", self.ports.postgres, postgres.SUPERUSER)
+            self.pg = postgres.PostgresServer("127.0.0.1", self.ports.postgres, postgres.SUPERUSER, postgres.PASSWORD)
         self.lake = s3.S3Server(endpoint_url=f"http://127.0.0.1:{self.ports.s3}")
 
     def seed_source(self, history_days: int = 0) -> int:

@@ -269,7 +269,7 @@ def _airflow_db_env(tmp_path, env) -> dict:
 
 
 def metadata_url(env, driver: str = "postgresql") -> str:
-    return f"{driver}://postgres@127.0.0.1:{env['SHOPSTREAM_POSTGRES_PORT']}/airflow"
+    return f"{driver}://postgres:shopstream-local@127.0.0.1:{env['SHOPSTREAM_POSTGRES_PORT']}/airflow"
 
 
 def run_once(env) -> subprocess.CompletedProcess:
