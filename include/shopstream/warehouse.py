@@ -208,8 +208,9 @@ def fail_fast_on_data_errors(task) -> None:
     if not getattr(task.execute, _POLICY_MARK, False):
 
         def execute(context, **kwargs):
-            with _data_errors_of(context["task"]):
-                return type(context["task"]).execute(context["task"], context, **kwargs)
+            running = context["task"]
+            with _data_errors_of(running):
+                return type(running).execute(running, context, **kwargs)
 
         execute.__name__ = "execute"  # the task runner passes its call-guard sentinel only to "execute"
         setattr(execute, _POLICY_MARK, True)
@@ -217,8 +218,8 @@ def fail_fast_on_data_errors(task) -> None:
     if not getattr(task.resume_execution, _POLICY_MARK, False):
 
         def resume_execution(next_method, next_kwargs, context):
-            with _data_errors_of(context["task"]):
-                running = context["task"]
+            running = context["task"]
+            with _data_errors_of(running):
                 return type(running).resume_execution(running, next_method, next_kwargs, context)
 
         setattr(resume_execution, _POLICY_MARK, True)
