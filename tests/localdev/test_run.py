@@ -269,6 +269,7 @@ def _airflow_db_env(tmp_path, env) -> dict:
 
 
 def metadata_url(env, driver: str = "postgresql") -> str:
+    """The metadata database of the platform that ``env`` starts (the embedded Postgres)."""
     return f"{driver}://postgres:shopstream-local@127.0.0.1:{env['SHOPSTREAM_POSTGRES_PORT']}/airflow"
 
 
