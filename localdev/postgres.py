@@ -1,8 +1,11 @@
 """Postgres for local development and tests: embedded (pgserver's binaries) or external.
 
-The embedded server listens on loopback TCP only, trusts local connections (it is a
-developer's throwaway database, never reachable from outside the machine) and keeps its data
-in the state folder so that a second ``make run`` finds the same databases.
+The embedded server listens on loopback TCP only and asks for a password (scram-sha-256): any
+local user or process could otherwise connect as the superuser, and a superuser can run
+programs as the server's user. The password is a fixed, visibly local one (``PASSWORD``); the
+server keeps its data in the state folder so that a second ``make run`` finds the same
+databases. A data folder initialised by an earlier version with ``trust`` is moved to
+passwords the first time it starts (``_require_passwords``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ from localdev.processes import Service, as_user, ensure_port_free, pid_alive, sp
 # Postgres refuses to run as root; when we are root, the server runs as this system user.
 SYSTEM_USER = "shopstream-pg"
 SUPERUSER = "postgres"
+PASSWORD = "shopstream-local"  # local development only: the README's quick start states it
+
+# Who may connect, and how: TCP on loopback with a password; the server has no Unix socket.
+HBA = """\
+# Written by localdev/postgres.py on every start.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+"""
 
 
 @dataclass
@@ -138,23 +150,37 @@ def start_embedded(data_dir: Path, port: int, log_path: Path, host: str = "127.0
         data_dir.mkdir(mode=0o700, exist_ok=True)
         if user:
             os.chown(data_dir, uid, gid)
-        result = subprocess.run(
-            [
-                str(binaries / "initdb"),
-                "-D",
-                str(data_dir),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-            ],
-            capture_output=True,
-            text=True,
-            **as_user(user),
-        )
+        # initdb reads the superuser's password from a file: on its command line it would show in ps.
+        password_file = data_dir.parent / f".{data_dir.name}.pwfile"
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(PASSWORD + "\n")
+        if user:
+            os.chown(password_file, uid, gid)
+        try:
+            result = subprocess.run(
+                [
+                    str(binaries / "initdb"),
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={password_file}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+                capture_output=True,
+                text=True,
+                **as_user(user),
+            )
+        finally:
+            password_file.unlink(missing_ok=True)
         if result.returncode != 0:
             raise LocalDevError(f"initdb failed for {data_dir}: {result.stderr.strip().splitlines()[-1]}")
+    trusting = _trusts(data_dir / "pg_hba.conf")
+    if not trusting:
+        _write_hba(data_dir / "pg_hba.conf")
     service = spawn(
         "embedded Postgres",
         [
@@ -175,15 +201,47 @@ def start_embedded(data_dir: Path, port: int, log_path: Path, host: str = "127.0
         # SIGINT is Postgres's "fast" shutdown: roll back open transactions, then exit cleanly.
         stop_signal=signal.SIGINT,
     )
-    server = PostgresServer(host=host, port=port, user=SUPERUSER, service=service)
-    service.url = server.url()
+    # Until a trusting data folder has its password, connect without one.
+    server = PostgresServer(
+        host=host, port=port, user=SUPERUSER, password="" if trusting else PASSWORD, service=service
+    )
 
     def answers() -> bool:
         server.connect(timeout=2).close()
         return True
 
     wait_until(answers, service, timeout=60, what="accepting connections")
+    if trusting:
+        _require_passwords(server, data_dir / "pg_hba.conf")
+        server.password = PASSWORD
+    service.url = server.url()
     return server
+
+
+def _trusts(hba: Path) -> bool:
+    """Whether an (older) pg_hba.conf lets any connection in without a password."""
+    lines = [line.split() for line in hba.read_text().splitlines() if not line.lstrip().startswith("#")]
+    return any(fields[-1:] == ["trust"] for fields in lines)
+
+
+def _write_hba(hba: Path) -> None:
+    if hba.read_text() != HBA:
+        hba.write_text(HBA)  # rewritten in place: its owner (the server's user) stays
+
+
+def _require_passwords(server: PostgresServer, hba: Path) -> None:
+    """Move a data folder that ``initdb --auth=trust`` made to passwords: set the superuser's, then
+    require one for every connection and have the running server reload its rules."""
+    conn = server.connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET password_encryption = 'scram-sha-256'")
+            cur.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(server.user)), (PASSWORD,))
+            _write_hba(hba)
+            cur.execute("SELECT pg_reload_conf()")
+    finally:
+        conn.close()
 
 
 def connect_external(url: str) -> PostgresServer:

@@ -24,6 +24,7 @@ import psycopg2
 
 from localdev import LocalDevError
 from localdev.generator import Scale, ShopStreamData
+from localdev.postgres import PASSWORD, SUPERUSER
 
 SCHEMA_SQL = Path(__file__).with_name("sql") / "source_schema.sql"
 ORDER_COLUMNS = (
@@ -113,7 +114,7 @@ def seed(dsn: str, days: list[date], data: ShopStreamData, until: datetime | Non
 def local_source_dsn() -> str:
     """The source database of the platform that `make run` starts (or SHOPSTREAM_POSTGRES_URL's server)."""
     base = os.environ.get("SHOPSTREAM_POSTGRES_URL") or (
-        f"postgresql://postgres@127.0.0.1:{os.environ.get('SHOPSTREAM_POSTGRES_PORT', '5433')}"
+        f"postgresql://{SUPERUSER}:{PASSWORD}@127.0.0.1:{os.environ.get('SHOPSTREAM_POSTGRES_PORT', '5433')}"
     )
     return (
         base.rstrip("/").rsplit("/", 1)[0] + "/shopstream_source"

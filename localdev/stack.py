@@ -62,6 +62,7 @@ class Ports:
     s3: int = 5000
     inventory_api: int = 8081
     alert_sink: int = 8082
+    log_server: int = 8793  # Airflow's default worker_log_server_port
 
     SETTINGS = {
         "webserver": "SHOPSTREAM_WEBSERVER_PORT",
@@ -69,6 +70,7 @@ class Ports:
         "s3": "SHOPSTREAM_S3_PORT",
         "inventory_api": "SHOPSTREAM_INVENTORY_API_PORT",
         "alert_sink": "SHOPSTREAM_ALERT_SINK_PORT",
+        "log_server": "SHOPSTREAM_LOG_SERVER_PORT",
     }
 
     @classmethod
@@ -160,7 +162,7 @@ class Stack:
         if self.postgres_url:
             self.pg = postgres.connect_external(self.postgres_url)
         else:
-            self.pg = postgres.PostgresServer("127.0.0.1", self.ports.postgres, postgres.SUPERUSER)
+            self.pg = postgres.PostgresServer("127.0.0.1", self.ports.postgres, postgres.SUPERUSER, postgres.PASSWORD)
         self.lake = s3.S3Server(endpoint_url=f"http://127.0.0.1:{self.ports.s3}")
 
     def seed_source(self, history_days: int = 0) -> int:
@@ -175,6 +177,7 @@ class Stack:
             ("s3", "mocked S3"),
             ("inventory_api", "inventory API simulator"),
             ("alert_sink", "alert sink"),
+            ("log_server", "Airflow task log server"),
         ]
         if not self.postgres_url:
             wanted.append(("postgres", "embedded Postgres"))
@@ -215,8 +218,10 @@ class Stack:
         from cryptography.fernet import Fernet
 
         values = {"fernet_key": Fernet.generate_key().decode(), "secret_key": secrets.token_hex(32)}
-        path.write_text(json.dumps(values))
-        path.chmod(0o600)
+        # Created owner-only: written first and narrowed after, the keys would be readable meanwhile.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(json.dumps(values))
         return values
 
     def airflow_env(self) -> dict[str, str]:
@@ -245,6 +250,11 @@ class Stack:
                 "AIRFLOW__WEBSERVER__WORKERS": "2",
                 "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session",
                 "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
+                # Task logs are served by localdev/log_server.py on loopback (Airflow's own server
+                # binds every interface); the scheduler and triggerer skip theirs.
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "localdev.log_server.hostname",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.log_server),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.log_server),
             }
         )
         return env
@@ -285,14 +295,39 @@ class Stack:
         return result.stdout.strip()
 
     def start_scheduler(self, env: Mapping[str, str] | None = None, log_name: str = "scheduler.log") -> Service:
-        """``airflow scheduler`` (LocalExecutor) in the background, its output in ``logs/<log_name>``."""
+        """``airflow scheduler`` (LocalExecutor) in the background, its output in ``logs/<log_name>``.
+
+        Without Airflow's log server, which would listen on every interface: ``start_log_server``.
+        """
         return spawn(
             "Airflow scheduler",
-            [sys.executable, "-m", "airflow", "scheduler"],
+            [sys.executable, "-m", "airflow", "scheduler", "--skip-serve-logs"],
             self.logs / log_name,
             env=dict(env or self.airflow_env()),
             cwd=ROOT,
         )
+
+    def start_triggerer(self, env: Mapping[str, str] | None = None) -> Service:
+        """``airflow triggerer``: deferred tasks wait in it and resume when their trigger fires."""
+        return spawn(
+            "Airflow triggerer",
+            [sys.executable, "-m", "airflow", "triggerer", "--skip-serve-logs"],
+            self.logs / "triggerer.log",
+            env=dict(env or self.airflow_env()),
+            cwd=ROOT,
+        )
+
+    def start_log_server(self, env: Mapping[str, str] | None = None) -> Service:
+        """Airflow's task log server on 127.0.0.1 (localdev/log_server.py), for the webserver."""
+        service = spawn(
+            "Airflow log server",
+            [sys.executable, "-m", "localdev.log_server", str(self.ports.log_server)],
+            self.logs / "log_server.log",
+            env=dict(env or self.airflow_env()),
+            cwd=ROOT,
+        )
+        service.url = f"http://127.0.0.1:{self.ports.log_server}"
+        return service
 
     def prepare_airflow(self) -> None:
         """Migrate the metadata database, apply ``airflow_settings.yaml``, create the admin user."""
@@ -332,10 +367,13 @@ class Stack:
         self.airflow("dags", "reserialize", env=env, what="registering the DAGs and their Datasets")
 
     def start_airflow(self) -> None:
-        """Scheduler (LocalExecutor) and webserver; wait until ``/health`` says both are healthy."""
+        """Scheduler (LocalExecutor), triggerer, log server and webserver; wait until ``/health`` says
+        the scheduler and triggerer are healthy."""
         env = self.airflow_env()
         self.register_dags(env)
         self._track(self.start_scheduler(env))
+        self._track(self.start_triggerer(env))
+        self._track(self.start_log_server(env))
         webserver = [sys.executable, "-m", "airflow", "webserver"]
         web = spawn("Airflow webserver", webserver, self.logs / "webserver.log", env=env, cwd=ROOT)
         web.url = f"http://localhost:{self.ports.webserver}"
@@ -347,7 +385,7 @@ class Stack:
             # Healthy, and every DAG parsed: the scheduler registers them some seconds after /health.
             with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.webserver}/health", timeout=5) as response:
                 health = json.load(response)
-            if not all(health[part]["status"] == "healthy" for part in ("metadatabase", "scheduler")):
+            if not all(health[part]["status"] == "healthy" for part in ("metadatabase", "scheduler", "triggerer")):
                 return False
             return expected <= self.listed_dag_ids()
 

@@ -6,6 +6,11 @@ valid for an hour, through the Amazon provider's ``S3Hook`` on the lake connecti
 the moto endpoint). Before the task has written anything the link is empty, and the UI shows
 the button disabled.
 
+A return value is data: task code writes it and a user with XCom edit rights can change it. So a
+link presigns only an object of its own files in the output registry (``outputs.py``), in the
+lake bucket; any other bucket or key gives no link, as the lake connection's credentials could
+read far more than the reports.
+
 The classes are registered by ``plugins/shopstream_links.py``: Airflow's webserver only
 rebuilds links whose classes a plugin names. ``attach`` puts links on one task.
 """
@@ -13,10 +18,15 @@ rebuilds links whose classes a plugin names. ``attach`` puts links on one task.
 from __future__ import annotations
 
 import mimetypes
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
 
 import attr
 from airflow.models.baseoperatorlink import BaseOperatorLink
+
+from include.shopstream import outputs
+from include.shopstream.names import BUCKET
 
 if TYPE_CHECKING:
     from airflow.models.baseoperator import BaseOperator
@@ -49,7 +59,30 @@ def response_headers(key: str) -> dict[str, str]:
     filename = key.rsplit("/", 1)[-1]
     kind = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     disposition = "inline" if kind in SHOWN_INLINE else "attachment"
-    return {"ResponseContentType": kind, "ResponseContentDisposition": f'{disposition}; filename="{filename}"'}
+    return {"ResponseContentType": kind, "ResponseContentDisposition": content_disposition(disposition, filename)}
+
+
+# RFC 5987's attr-char: what ext-value carries unencoded.
+_ATTR_CHARS = "!#$&+.^_`|~-"
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """``disposition; filename="..."`` with a plain ASCII fallback, plus RFC 6266's ``filename*``
+    (UTF-8, percent-encoded) when the name has anything else: quotes, ``;``, CR/LF or non-ASCII
+    would otherwise end the parameter or the header early."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", filename).strip(".") or "download"
+    header = f'{disposition}; filename="{fallback}"'
+    if fallback != filename:
+        header += "; filename*=UTF-8''" + quote(filename, safe=_ATTR_CHARS)
+    return header
+
+
+def lake_object(uri: str, files: tuple[outputs.LakeFile, ...]) -> str | None:
+    """The key of ``uri`` if it is an object of one of ``files`` in the lake bucket, else None."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if bucket == BUCKET and any(file.holds(key) for file in files):
+        return key
+    return None
 
 
 def presigned_url(uri: str, expires_in: int = PRESIGNED_SECONDS) -> str:
@@ -71,11 +104,13 @@ class LakeObjectLink(BaseOperatorLink):
 
     name: ClassVar[str] = "Open in the lake"
     field: ClassVar[str | None] = None
+    files: ClassVar[tuple[outputs.LakeFile, ...]] = ()  # what the link may open
 
     def uri(self, ti_key: TaskInstanceKey) -> str | None:
         from airflow.models.xcom import XCom
 
-        return s3_uri_in(XCom.get_value(ti_key=ti_key, key="return_value"), self.field)
+        uri = s3_uri_in(XCom.get_value(ti_key=ti_key, key="return_value"), self.field)
+        return uri if uri and lake_object(uri, self.files) else None
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         uri = self.uri(ti_key)
@@ -85,20 +120,24 @@ class LakeObjectLink(BaseOperatorLink):
 class DailyReportLink(LakeObjectLink):
     name = "Daily report (CSV)"
     field = "csv"
+    files = (outputs.DAILY_REPORT_CSV,)
 
 
 class RevenueChartLink(LakeObjectLink):
     name = "Revenue chart, 30 days (PNG)"
     field = "chart"
+    files = (outputs.REVENUE_CHART,)
 
 
 class FeaturesLink(LakeObjectLink):
     name = "Customer features (Parquet)"
+    files = (outputs.FEATURES_FILE,)
 
 
 class QualityResultsLink(LakeObjectLink):
     name = "Quality results (JSON)"
     field = "results"
+    files = (outputs.QUALITY_RESULTS,)
 
 
 ALL = (DailyReportLink, RevenueChartLink, FeaturesLink, QualityResultsLink)

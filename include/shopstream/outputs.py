@@ -44,8 +44,11 @@ class Partition:
         return "{{ " + f"{self.source}.strftime('{self.fmt}')" + " }}"
 
 
-# The business date of a run: the day its data interval starts (the 02:00 run on the 24th covers
-# the 23rd; so does a manual run with logical date the 24th).
+# The business date of a run: the day its data interval starts. The scheduled run that starts at
+# 02:00 on the 24th (logical date 2026-11-23T02:00) covers the 23rd; so does a manual run with
+# logical date 2026-11-24T02:00. A manual run at midnight, `airflow dags test sales_core_pipeline
+# 2026-11-24`, gets the interval ending at the latest 02:00 before it (22nd 02:00 to 23rd 02:00):
+# business date the 22nd.
 BUSINESS_DATE = Partition("ds", "data_interval_start", "%Y-%m-%d")
 # Snapshots of a run that may happen several times a day.
 INTERVAL_START = Partition("ts", "data_interval_start", "%Y%m%dT%H%M%S")
@@ -76,6 +79,23 @@ class LakeFile:
         """``s3://shopstream/<key>``, with a trailing slash for a folder."""
         folder = not (name or self.name)
         return f"s3://{BUCKET}/{self.key_for(when, name)}" + ("/" if folder else "")
+
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is an object of this file: its prefix, a partition of it, then its name
+        (a folder's: any one part, but no ``.`` or ``..``)."""
+        segments = key.split("/")
+        prefix = self.prefix.split("/")
+        if segments[: len(prefix)] != prefix:
+            return False
+        rest = segments[len(prefix) :]
+        if self.partition is not None:
+            label = f"{self.partition.name}="
+            if not rest or not rest[0].startswith(label) or rest[0] == label:
+                return False
+            rest = rest[1:]
+        if len(rest) != 1:
+            return False
+        return rest[0] == self.name if self.name else rest[0] not in ("", ".", "..")
 
     @property
     def uri_template(self) -> str:

@@ -278,22 +278,62 @@ def _is_fail_exception(error: BaseException) -> bool:
     return isinstance(error, AirflowFailException)
 
 
+_POLICY_MARK = "_shopstream_data_errors_fail"
+
+
 def fail_fast_on_data_errors(task) -> None:
     """Make ``task`` fail without retries on a data error from the warehouse (a cluster policy).
 
-    Wraps the task's ``execute``: the copy the task runner executes is ``context["task"]``.
+    Covers each way Airflow 2.10 runs a task's code on a worker: ``execute``; ``resume_execution``,
+    through which a deferred task comes back from its trigger (to ``execute_complete`` or whatever
+    method it deferred to); and, for a mapped task, which never runs itself, the operator it unmaps
+    into for each map index at run time. The copy the task runner executes is ``context["task"]``.
     A merge names its source table, so the message can list a few offending keys.
     """
-    if getattr(task.execute, "_shopstream_data_errors_fail", False):
+    from airflow.models.mappedoperator import MappedOperator
+
+    if isinstance(task, MappedOperator):
+        _fail_fast_once_unmapped(task)
+        return
+    if not getattr(task.execute, _POLICY_MARK, False):
+
+        def execute(context, **kwargs):
+            running = context["task"]
+            with _data_errors_of(running):
+                return type(running).execute(running, context, **kwargs)
+
+        execute.__name__ = "execute"  # the task runner passes its call-guard sentinel only to "execute"
+        setattr(execute, _POLICY_MARK, True)
+        task.execute = execute
+    if not getattr(task.resume_execution, _POLICY_MARK, False):
+
+        def resume_execution(next_method, next_kwargs, context):
+            running = context["task"]
+            with _data_errors_of(running):
+                return type(running).resume_execution(running, next_method, next_kwargs, context)
+
+        setattr(resume_execution, _POLICY_MARK, True)
+        task.resume_execution = resume_execution
+
+
+def _fail_fast_once_unmapped(mapped) -> None:
+    """Apply the policy to each operator ``mapped`` unmaps into (Airflow builds one per map index)."""
+    import types
+
+    if getattr(mapped.unmap, _POLICY_MARK, False):
         return
 
-    def execute(context, **kwargs):
-        running = context["task"]
-        source = getattr(running, "source_table", None)
-        name = f"{source.metadata.schema}.{source.name}" if getattr(source, "metadata", None) else None
-        with data_errors_fail(source=name if name and source.metadata.schema else None):
-            return type(running).execute(running, context, **kwargs)
+    def unmap(self, resolve):
+        operator = type(self).unmap(self, resolve)
+        fail_fast_on_data_errors(operator)
+        return operator
 
-    execute.__name__ = "execute"  # the task runner passes its call-guard sentinel only to "execute"
-    execute._shopstream_data_errors_fail = True
-    task.execute = execute
+    setattr(unmap, _POLICY_MARK, True)
+    # Bound to the instance, so that a deep copy of the DAG (a subset of it) unmaps its own copy.
+    mapped.unmap = types.MethodType(unmap, mapped)
+
+
+def _data_errors_of(running) -> data_errors_fail:
+    source = getattr(running, "source_table", None)
+    name = f"{source.metadata.schema}.{source.name}" if getattr(source, "metadata", None) else None
+    return data_errors_fail(source=name if name and source.metadata.schema else None)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
+from urllib.parse import unquote
 
 import pytest
 
@@ -102,9 +104,10 @@ def test_a_task_that_returned_nothing_has_an_empty_link(monkeypatch):
     monkeypatch.setattr(links, "presigned_url", lambda uri: presigned.append(uri) or "http://x")
     assert links.DailyReportLink().get_link(None, ti_key=object()) == ""
     assert presigned == []
-    monkeypatch.setattr(XCom, "get_value", staticmethod(lambda **_: {"csv": "s3://shopstream/r.csv"}))
+    report = "s3://shopstream/reports/daily/ds=2026-11-16/daily_report.csv"
+    monkeypatch.setattr(XCom, "get_value", staticmethod(lambda **_: {"csv": report}))
     assert links.DailyReportLink().get_link(None, ti_key=object()) == "http://x"
-    assert presigned == ["s3://shopstream/r.csv"]
+    assert presigned == [report]
 
 
 @pytest.mark.parametrize(
@@ -122,3 +125,76 @@ def test_the_link_names_the_content_type_so_the_chart_opens_in_the_tab(key, kind
     # Objects are written without a content type; S3 would answer binary/octet-stream and the
     # browser would download the chart instead of showing it (the browser test met exactly that).
     assert links.response_headers(key) == {"ResponseContentType": kind, "ResponseContentDisposition": disposition}
+
+
+REPORT = "reports/daily/ds=2026-11-16/daily_report.csv"
+
+
+@pytest.mark.parametrize(
+    ("link", "value"),
+    [
+        (links.DailyReportLink, {"csv": f"s3://elsewhere/{REPORT}"}),
+        (links.DailyReportLink, {"csv": f"s3://shopstream-private/{REPORT}"}),
+        (links.DailyReportLink, {"csv": "s3://shopstream/raw/orders/ds=2026-11-16/part-00000.csv"}),
+        (links.DailyReportLink, {"csv": "s3://shopstream/quarantine/orders/ds=2026-11-16/rejected.csv"}),
+        (links.DailyReportLink, {"csv": "s3://shopstream/reports/daily/ds=2026-11-16/revenue_30d.png"}),
+        (links.DailyReportLink, {"csv": "s3://shopstream/reports/daily/ds=2026-11-16/../../../raw/x.csv"}),
+        (links.DailyReportLink, {"csv": f"s3://shopstream//{REPORT}"}),
+        (links.DailyReportLink, {"csv": "s3://shopstream/reports/daily/daily_report.csv"}),
+        (links.DailyReportLink, {"csv": "s3://shopstream/reports/daily/ds=/daily_report.csv"}),
+        (links.RevenueChartLink, {"chart": f"s3://shopstream/{REPORT}"}),
+        (links.FeaturesLink, "s3://shopstream/gold/orders/ds=2026-11-16/orders.parquet"),
+        (links.FeaturesLink, "s3://shopstream/features/customer/ds=2026-11-16/other.parquet"),
+        (links.QualityResultsLink, {"results": "s3://shopstream/quality/results/ds=2026-11-16/.."}),
+        (links.QualityResultsLink, {"results": "s3://shopstream/quality/results/ds=2026-11-16/a/b.json"}),
+        (links.QualityResultsLink, {"results": "s3://other/quality/results/ds=2026-11-16/r.json"}),
+    ],
+)  # fmt: skip
+def test_a_return_value_naming_anything_but_the_links_own_lake_files_gives_no_link(monkeypatch, link, value):
+    from airflow.models.xcom import XCom
+
+    monkeypatch.setattr(XCom, "get_value", staticmethod(lambda **_: value))
+    presigned = []
+    monkeypatch.setattr(links, "presigned_url", lambda uri: presigned.append(uri) or "http://x")
+    assert link().get_link(None, ti_key=object()) == ""
+    assert presigned == [], "nothing was signed"
+
+
+@pytest.mark.parametrize(
+    ("link", "value"),
+    [
+        (links.DailyReportLink, {"csv": f"s3://shopstream/{REPORT}"}),
+        (links.RevenueChartLink, {"chart": "s3://shopstream/reports/daily/ds=2026-11-16/revenue_30d.png"}),
+        (links.FeaturesLink, "s3://shopstream/features/customer/ds=2026-11-16/features.parquet"),
+        (links.QualityResultsLink, {"results": "s3://shopstream/quality/results/ds=2026-11-16/20261116T060000.json"}),
+    ],
+)  # fmt: skip
+def test_each_link_opens_its_own_files(monkeypatch, link, value):
+    from airflow.models.xcom import XCom
+
+    monkeypatch.setattr(XCom, "get_value", staticmethod(lambda **_: value))
+    monkeypatch.setattr(links, "presigned_url", lambda uri: f"signed {uri}")
+    assert link().get_link(None, ti_key=object()).startswith("signed s3://shopstream/")
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        'a"b.json',
+        "a;b=c.json",
+        "a\r\nSet-Cookie: x=1.json",
+        "r\u00e9sultats \u2013 \u65e5\u672c.json",
+        '"; x.json',
+        "..json",
+    ],
+)
+def test_the_filename_in_content_disposition_is_escaped(filename):
+    header = links.response_headers(f"quality/results/ds=2026-11-16/{filename}")["ResponseContentDisposition"]
+    assert header.isascii() and header.isprintable(), header
+    assert "\r" not in header and "\n" not in header
+    disposition, fallback, extended = header.split("; ")
+    assert disposition in ("inline", "attachment")
+    assert re.fullmatch(r'filename="[A-Za-z0-9._-]+"', fallback), header
+    assert extended.startswith("filename*=UTF-8''")
+    assert re.fullmatch(r"[A-Za-z0-9!#$&+.^_`|~%-]+", extended.removeprefix("filename*=UTF-8''")), "RFC 5987 attr-chars"
+    assert unquote(extended.removeprefix("filename*=UTF-8''")) == filename, "filename* carries the name itself"

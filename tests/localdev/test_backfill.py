@@ -16,7 +16,7 @@ import psycopg2.extras
 import pytest
 
 from localdev import LocalDevError, backfill
-from tests.localdev.test_run import api, run_env, run_once, start_run, stop_run
+from tests.localdev.test_run import api, metadata_url, run_env, run_once, start_run, stop_run
 
 
 @pytest.mark.parametrize(
@@ -90,9 +90,7 @@ def wait_for_report_after(env, moment: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         with (
-            psycopg2.connect(
-                host="127.0.0.1", port=int(env["SHOPSTREAM_POSTGRES_PORT"]), user="postgres", dbname="airflow"
-            ) as conn,
+            psycopg2.connect(metadata_url(env)) as conn,
             conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur,
         ):
             cur.execute(backfill.LATEST_REPORT, (backfill.REPORTS_DAG_ID,))

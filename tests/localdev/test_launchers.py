@@ -8,6 +8,7 @@ import socket
 import urllib.error
 import urllib.request
 
+import psycopg2
 import pytest
 
 from localdev import LocalDevError, alert_sink, inventory_api, postgres, s3
@@ -62,6 +63,61 @@ def test_embedded_postgres_keeps_its_data_across_restarts(tmp_path):
             assert cur.fetchone() == (42,)
     finally:
         again.stop()
+
+
+def refused(server, password) -> str:
+    """The error of a TCP connection to ``server`` as its superuser with ``password``."""
+    with pytest.raises(psycopg2.OperationalError) as caught:
+        psycopg2.connect(
+            host=server.host, port=server.port, user="postgres", password=password, dbname="postgres", connect_timeout=5
+        )
+    return str(caught.value)
+
+
+def test_the_embedded_postgres_refuses_a_wrong_password_over_tcp(tmp_path):
+    server = postgres.start_embedded(tmp_path / "data", free_port(), tmp_path / "pg.log")
+    try:
+        assert 'password authentication failed for user "postgres"' in refused(server, "wrong")
+        assert server.password == postgres.PASSWORD == "shopstream-local"
+        assert "no password supplied" in refused(server, None)
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'postgres'")
+            assert cur.fetchone() == (True,)
+            cur.execute("SELECT DISTINCT auth_method FROM pg_hba_file_rules")
+            assert {row[0] for row in cur.fetchall()} == {"scram-sha-256"}
+    finally:
+        server.stop()
+
+
+def test_a_data_folder_initialised_with_trust_asks_for_a_password_from_its_next_start(tmp_path):
+    port = free_port()
+    server = postgres.start_embedded(tmp_path / "data", port, tmp_path / "pg.log")
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+        cur.execute("ALTER ROLE postgres PASSWORD NULL")
+    server.stop()
+    # What `initdb --auth=trust` left in the folders of earlier `make run`s.
+    (tmp_path / "data" / "pg_hba.conf").write_text(
+        "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
+        "local replication all trust\nhost replication all 127.0.0.1/32 trust\n"
+    )
+
+    again = postgres.start_embedded(tmp_path / "data", port, tmp_path / "pg.log")
+    try:
+        assert 'password authentication failed for user "postgres"' in refused(again, "wrong")
+        with again.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT n FROM kept")
+            assert cur.fetchone() == (42,)
+        assert "trust" not in (tmp_path / "data" / "pg_hba.conf").read_text()
+    finally:
+        again.stop()
+    # And on the start after that, as on any other.
+    third = postgres.start_embedded(tmp_path / "data", port, tmp_path / "pg.log")
+    try:
+        assert 'password authentication failed for user "postgres"' in refused(third, "wrong")
+        third.connect().close()
+    finally:
+        third.stop()
 
 
 def test_a_port_in_use_is_one_clear_error(tmp_path):

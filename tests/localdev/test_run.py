@@ -7,6 +7,7 @@ SHOPSTREAM_POSTGRES_URL, a wrong Python; each must be one clear line, not a trac
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -16,7 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
@@ -39,6 +42,7 @@ def run_env(state_dir, **extra) -> dict:
             "SHOPSTREAM_S3_PORT": str(free_port()),
             "SHOPSTREAM_INVENTORY_API_PORT": str(free_port()),
             "SHOPSTREAM_ALERT_SINK_PORT": str(free_port()),
+            "SHOPSTREAM_LOG_SERVER_PORT": str(free_port()),
             # The history backfill has its own test (test_backfill.py); here it would only add load.
             "SHOPSTREAM_BACKFILL_DAYS": "0",
         }
@@ -109,6 +113,7 @@ def test_the_platform_comes_up_stops_cleanly_and_resumes(tmp_path):
         health = api(env, "/health")
         assert health["metadatabase"]["status"] == "healthy"
         assert health["scheduler"]["status"] == "healthy"
+        assert health["triggerer"]["status"] == "healthy"
         # "Up" means every DAG is there: the REST API lists them all at the moment it is said.
         listed = {dag["dag_id"] for dag in api(env, "/api/v1/dags?limit=100")["dags"]}
         assert listed == {path.stem for path in (PROJECT / "dags").glob("*.py")}
@@ -128,8 +133,34 @@ def test_the_platform_comes_up_stops_cleanly_and_resumes(tmp_path):
 
         lake = s3_launcher.S3Server(endpoint_url=f"http://127.0.0.1:{env['SHOPSTREAM_S3_PORT']}")
         lake.client().put_object(Bucket="shopstream", Key="gold/marker.txt", Body=b"kept")
-        pids = list(json.loads((tmp_path / "state" / "stack.json").read_text())["services"].values())
-        assert len(pids) == 6, "postgres, s3, inventory API, alert sink, scheduler, webserver"
+        services = json.loads((tmp_path / "state" / "stack.json").read_text())["services"]
+        pids = list(services.values())
+        assert len(pids) == 8, "postgres, s3, inventory API, alert sink, scheduler, triggerer, log server, webserver"
+
+        # Task logs are served on loopback only, by the log server and nothing else of Airflow's.
+        log_port = int(env["SHOPSTREAM_LOG_SERVER_PORT"])
+        airflow_pids = [services[name] for name in services if name.startswith("Airflow")]
+        listening = listening_sockets(airflow_pids)
+        assert ("127.0.0.1", log_port) in listening, listening
+        assert all(address == "127.0.0.1" for address, _ in listening), listening
+        assert not {port for _, port in listening} & {8793, 8794} - {log_port}, "Airflow's own log servers"
+        with pytest.raises(urllib.error.HTTPError) as refused:  # Airflow's app: a signed request only
+            urllib.request.urlopen(f"http://127.0.0.1:{log_port}/log/any.log", timeout=10)
+        assert refused.value.code == 403
+
+        # A deferred task waits in this platform's triggerer and resumes when its trigger fires.
+        deferred = deferred_run(tmp_path, env)
+        assert "[DAG TEST] running trigger in line" not in deferred.stdout, "the triggerer was not used"
+        tries = {
+            row["task_id"]: (row["state"], row["try_number"])
+            for row in metadata(
+                env,
+                "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = %s",
+                ("shopstream_policy_task_types",),
+            )
+        }
+        assert tries["deferred_write"] == ("failed", 1), deferred.stdout[-3000:]
+        assert "deferred_write after its trigger fired" in deferred.stdout
     except BaseException:
         stop_run(process)
         raise
@@ -162,14 +193,84 @@ def test_the_platform_comes_up_stops_cleanly_and_resumes(tmp_path):
         stop_run(again)
 
 
+def listening_sockets(pids: list[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket listening in these processes or their descendants."""
+    tree, queue = set(), list(pids)
+    while queue:
+        pid = queue.pop()
+        if pid in tree:
+            continue
+        tree.add(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            children = task / "children"
+            if children.exists():
+                queue += [int(child) for child in children.read_text().split()]
+    inodes = set()
+    for pid in tree:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    found = set()
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            raw, port = local.split(":")
+            packed = bytes.fromhex(raw)
+            # /proc prints each 32-bit word in host (little-endian) order.
+            words = b"".join(packed[i : i + 4][::-1] for i in range(0, width, 4))
+            family = socket.AF_INET if width == 4 else socket.AF_INET6
+            found.add((socket.inet_ntop(family, words), int(port, 16)))
+    return found
+
+
+def metadata(env, statement: str, params=None) -> list[dict]:
+    import psycopg2.extras
+
+    conn = psycopg2.connect(metadata_url(env))
+    try:
+        with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(statement, params)
+            return [dict(row) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def deferred_run(tmp_path, env) -> subprocess.CompletedProcess:
+    """`airflow dags test` of tests/policy_dags against the running platform: with a healthy
+    triggerer there, a deferred task is handed to it rather than run in line."""
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", "shopstream_policy_task_types", "2026-11-24T02:00:00+00:00"],
+        env={
+            **env,
+            "AIRFLOW_HOME": str(tmp_path / "state" / "airflow"),
+            **_airflow_db_env(tmp_path, env),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "tests" / "policy_dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+            "PYTHONPATH": str(PROJECT),
+        },
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def _airflow_db_env(tmp_path, env) -> dict:
     secrets = json.loads((tmp_path / "state" / "secrets.json").read_text())
     return {
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
-            f"postgresql+psycopg2://postgres@127.0.0.1:{env['SHOPSTREAM_POSTGRES_PORT']}/airflow"
-        ),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url(env, "postgresql+psycopg2"),
         "AIRFLOW__CORE__FERNET_KEY": secrets["fernet_key"],
     }
+
+
+def metadata_url(env, driver: str = "postgresql") -> str:
+    """The metadata database of the platform that ``env`` starts (the embedded Postgres)."""
+    return f"{driver}://postgres:shopstream-local@127.0.0.1:{env['SHOPSTREAM_POSTGRES_PORT']}/airflow"
 
 
 def run_once(env) -> subprocess.CompletedProcess:
