@@ -206,17 +206,22 @@ def load(csv: bytes, tmp_path, name: str, columns, load_options=None) -> None:
     from astro.constants import FileType
     from astro.files import File
     from astro.sql.operators.load_file import LoadFileOperator
+    from astro.table import Metadata, Table
     from sqlalchemy import Column
 
-    from include.shopstream.names import STAGING
-    from include.shopstream.warehouse import table
+    from include.shopstream.names import STAGING, WAREHOUSE_CONN_ID
 
     path = tmp_path / f"{name}.csv"
     path.write_bytes(csv)
     operator = LoadFileOperator(
         task_id=f"load_{name}",
         input_file=File(path=str(path), filetype=FileType.CSV),
-        output_table=table(name, STAGING, columns=[Column(c.name, c.type) for c in columns]),  # fresh per load
+        output_table=Table(  # fresh per load; named as is (outside a DAG run, nothing renders a run's key)
+            name=name,
+            conn_id=WAREHOUSE_CONN_ID,
+            metadata=Metadata(schema=STAGING),
+            columns=[Column(c.name, c.type) for c in columns],
+        ),
         if_exists="replace",
         use_native_support=False,
         load_options=load_options,
@@ -296,12 +301,14 @@ def run_day(pg_server, tmp_path) -> dict:
         [Column(c, Text) for c in orders.RAW_ORDER_COLUMNS],
         orders.TEXT_AS_IS,
     )
-    orders.check_orders.function()
+    orders.check_orders.function("staging.orders_raw", "staging.orders_checked")
     checked = {"checked_orders": "staging.orders_checked"}
     transform(pg_server, "orders_valid.sql", "staging.orders_valid", checked)
     transform(pg_server, "orders_rejected.sql", "staging.orders_rejected", checked)
     try:
-        orders.enforce_bad_row_threshold.function(data_interval_start=START)
+        orders.enforce_bad_row_threshold.function(
+            "staging.orders_valid", "staging.orders_rejected", data_interval_start=START
+        )
     except AirflowFailException as failed:
         outcome["failed"] = str(failed)
         return outcome  # merge_orders and everything after it do not run

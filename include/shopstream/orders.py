@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Text
 from include.shopstream.names import BUCKET, GOLD, LAKE_CONN_ID, STAGING
 from include.shopstream.outputs import ORDERS, ORDERS_FILE, ORDERS_QUARANTINE, RAW_CUSTOMERS, RAW_ORDERS
 from include.shopstream.tasks import announce, prepare_warehouse
-from include.shopstream.warehouse import table, transform_sql
+from include.shopstream.warehouse import staging_name, table, transform_sql
 
 RAW_ORDER_COLUMNS = (
     "source_row_id", "order_id", "customer_id", "product_id", "sku", "category",
@@ -77,8 +77,9 @@ def has_orders(extracted: dict) -> bool:
 
 
 @task
-def check_orders() -> dict:
-    """Mark each staged order with the first way it breaks gold.orders' contract (NULL if none).
+def check_orders(staged: str, checked: str) -> dict:
+    """Mark each order of ``staged`` with the first way it breaks gold.orders' contract (NULL if none),
+    into ``checked`` (both the run's staging tables, ``warehouse.staging_name``).
 
     The contract is read from the warehouse's catalog (include/shopstream/contract.py), so a
     constraint added to gold.orders in sql/warehouse_schema.sql is checked from the next run on.
@@ -92,8 +93,8 @@ def check_orders() -> dict:
         contract = check_rows(
             conn,
             ORDERS.table,
-            f"{STAGING}.orders_raw",
-            f"{STAGING}.orders_checked",
+            staged,
+            checked,
             order_by="source_row_id",
             supplied=("loaded_at",),
         )
@@ -108,7 +109,7 @@ def check_orders() -> dict:
 
 
 @task
-def enforce_bad_row_threshold(data_interval_start=None) -> dict:
+def enforce_bad_row_threshold(valid: str, rejected: str, data_interval_start=None) -> dict:
     """Fail the run, naming the count and the file, when too many rows broke the contract."""
     from airflow.exceptions import AirflowFailException
     from airflow.models import Variable
@@ -117,8 +118,8 @@ def enforce_bad_row_threshold(data_interval_start=None) -> dict:
     from include.shopstream.warehouse import warehouse_hook
 
     hook = warehouse_hook()
-    bad = hook.get_first(f"SELECT count(*) FROM {STAGING}.orders_rejected")[0]
-    good = hook.get_first(f"SELECT count(*) FROM {STAGING}.orders_valid")[0]
+    bad = hook.get_first(f"SELECT count(*) FROM {rejected}")[0]
+    good = hook.get_first(f"SELECT count(*) FROM {valid}")[0]
     total = bad + good
     raw_threshold = Variable.get(BAD_ROW_THRESHOLD_VARIABLE, default_var=str(DEFAULT_BAD_ROW_THRESHOLD))
     try:
@@ -198,7 +199,7 @@ def orders_etl():
     )
     has_orders(extracted) >> orders_staged
 
-    checked = check_orders()
+    checked = check_orders(staging_name("orders_raw"), staging_name("orders_checked"))
     [orders_staged, customers_merged] >> checked
     valid = transform_sql(
         "valid_orders",
@@ -219,7 +220,7 @@ def orders_etl():
         output_file=File(path=ORDERS_QUARANTINE.uri_template, conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
-    verdict = enforce_bad_row_threshold()
+    verdict = enforce_bad_row_threshold(staging_name("orders_valid"), staging_name("orders_rejected"))
     [valid, quarantined] >> verdict
 
     merged = aql.merge(
