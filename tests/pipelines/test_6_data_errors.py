@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from include.shopstream.warehouse import sql
+from include.shopstream.warehouse import run_key, sql
 from tests.pipelines.conftest import MONDAY
 
 # One xdist worker runs the whole group, in file order (see the Makefile's test target).
@@ -44,5 +44,10 @@ def test_a_constraint_error_fails_the_task_without_retries_naming_table_constrai
     assert task["try_number"] == 1, "a data error is not retried"
     log = states["__log__"]
     assert "CheckViolation on gold.customers, constraint test_refuses_every_row" in log
-    assert "offending keys in staging.customers_raw: 1, 2, 3, 4, 5" in log
+    (run,) = platform.metadata(
+        "SELECT run_id FROM dag_run WHERE dag_id = 'sales_core_pipeline' AND execution_date = %s",
+        (datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC),),
+    )
+    staged = f"staging.customers_raw__{run_key('sales_core_pipeline', run['run_id'])}"  # the run's own table
+    assert f"offending keys in {staged}: 1, 2, 3, 4, 5" in log
     assert "A data error: not retried." in log
