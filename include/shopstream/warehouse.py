@@ -137,7 +137,10 @@ def replace_rows(target: str, source: str, columns: list[str], *, built_after: i
             if built_after is not None:
                 cur.execute(f"SELECT built_after FROM {STAGING}.swaps WHERE target = %s", (target,))
                 last = cur.fetchone()
-                if last is not None and last[0] > built_after:
+                # A count above today's total is from before the counts were reset (a restored
+                # warehouse): it would keep every build out, so it is not compared.
+                cur.execute(f"SELECT coalesce(sum(writes), 0) FROM {STAGING}.gold_writes")
+                if last is not None and built_after < last[0] <= cur.fetchone()[0]:
                     print(
                         f"{source} not swapped into {target}: it was built after {built_after} writes to gold,"
                         f" the rows in place after {last[0]} (another run's newer build)"
