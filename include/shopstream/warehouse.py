@@ -83,7 +83,7 @@ def drop_staging(dag_id: str, run_id: str, kept_days: float = STAGING_KEPT_DAYS)
             cur.execute(
                 "SELECT c.relname, substring(c.relname FROM %(pattern)s) FROM pg_class c"
                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm')"
+                " WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p')"
                 " AND c.relname ~ %(pattern)s",
                 {"schema": STAGING, "pattern": RUN_KEY_PATTERN},
             )

@@ -375,8 +375,10 @@ def test_8_two_sales_runs_at_once_leave_gold_as_one_after_the_other(chain, first
 
     from localdev.stack import ROOT, SOURCE_DB
 
+    # A manual run covers the day before its logical date, a backfilled one the day of it: these
+    # are the fourth and fifth days before scenario 1's, which no other scenario runs.
     manual_logical = first_sales["logical_date"] - timedelta(days=3)
-    backfill_logical = first_sales["logical_date"] - timedelta(days=4)
+    backfill_logical = first_sales["logical_date"] - timedelta(days=5)
     manual_id = "e2e_sales_beside_a_backfill"
     log = chain.logs / "backfill_test_8.log"
     with chain.stack.pg.connect("shopstream_warehouse") as lock:
@@ -425,6 +427,7 @@ def test_8_two_sales_runs_at_once_leave_gold_as_one_after_the_other(chain, first
     assert manual["start_date"] < backfilled["end_date"] and backfilled["start_date"] < manual["end_date"], (
         "the two runs must have run at the same time"
     )
+    assert business_day(manual) != business_day(backfilled)
 
     # Gold as the two days one after the other leave it: every good order of each day, as the
     # source holds it; customer_360 rebuilt from the whole of gold; customers the source's.
