@@ -250,15 +250,19 @@ def transform(pg_server, sql_file: str, output: str, tables: dict, params: dict 
 
 def merge(source: str, target: str, columns, keys) -> None:
     from astro.databases.postgres import PostgresDatabase
+    from astro.table import Metadata, Table
 
     from include.shopstream.names import WAREHOUSE_CONN_ID
-    from include.shopstream.warehouse import table
+
+    def named(qualified: str) -> Table:  # as is: outside a DAG run, nothing renders a run's key
+        schema, name = qualified.split(".")
+        return Table(name=name, conn_id=WAREHOUSE_CONN_ID, metadata=Metadata(schema=schema))
 
     database = PostgresDatabase(conn_id=WAREHOUSE_CONN_ID)
     try:
         database.merge_table(
-            source_table=table(source.split(".")[1], source.split(".")[0]),
-            target_table=table(target.split(".")[1], target.split(".")[0]),
+            source_table=named(source),
+            target_table=named(target),
             source_to_target_columns_map={c: c for c in columns},
             target_conflict_columns=list(keys),
             if_conflicts="update",
