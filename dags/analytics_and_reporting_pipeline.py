@@ -15,7 +15,7 @@ from include.shopstream.datasets import GOLD_CUSTOMER_360, GOLD_ORDERS
 from include.shopstream.features import ml_feature_pipeline
 from include.shopstream.names import TEMPLATE_SEARCHPATH
 from include.shopstream.reports import daily_reports, weekly_analytics
-from include.shopstream.tasks import report_date
+from include.shopstream.tasks import drop_staging, report_date
 
 
 @dag(
@@ -31,8 +31,8 @@ from include.shopstream.tasks import report_date
 )
 def analytics_and_reporting_pipeline():
     day = report_date()
-    daily_reports(day) >> weekly_analytics(day)
-    ml_feature_pipeline(day)
+    weekly = daily_reports(day) >> weekly_analytics(day)
+    [weekly, ml_feature_pipeline(day)] >> drop_staging()
 
 
 analytics_and_reporting_pipeline()

@@ -13,6 +13,7 @@ from airflow.decorators import dag
 from include.shopstream import policies
 from include.shopstream.inventory import inventory_sync, product_catalog
 from include.shopstream.names import TEMPLATE_SEARCHPATH
+from include.shopstream.tasks import drop_staging
 
 
 @dag(
@@ -27,7 +28,7 @@ from include.shopstream.names import TEMPLATE_SEARCHPATH
     template_searchpath=TEMPLATE_SEARCHPATH,
 )
 def inventory_mgmt_pipeline():
-    inventory_sync() >> product_catalog()
+    inventory_sync() >> product_catalog() >> drop_staging()
 
 
 inventory_mgmt_pipeline()

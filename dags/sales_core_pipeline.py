@@ -18,6 +18,7 @@ from include.shopstream import policies
 from include.shopstream.customers import customer_360
 from include.shopstream.names import TEMPLATE_SEARCHPATH
 from include.shopstream.orders import orders_etl
+from include.shopstream.tasks import drop_staging
 
 
 @dag(
@@ -32,7 +33,7 @@ from include.shopstream.orders import orders_etl
     template_searchpath=TEMPLATE_SEARCHPATH,
 )
 def sales_core_pipeline():
-    orders_etl() >> customer_360()
+    orders_etl() >> customer_360() >> drop_staging()
 
 
 sales_core_pipeline()

@@ -446,6 +446,7 @@ class Stack:
         """Clear the ``daily_reports`` tasks of one analytics run, so that the scheduler runs them again."""
         tasks = self.api("GET", f"/dags/{backfill.REPORTS_DAG_ID}/tasks")["tasks"]
         task_ids = [t["task_id"] for t in tasks if t["task_id"].startswith(backfill.REPORT_TASKS)]
+        task_ids.append("drop_staging")  # the re-run's build table goes at its end, as a run's does
         self.api(
             "POST",
             f"/dags/{backfill.REPORTS_DAG_ID}/clearTaskInstances",

@@ -250,17 +250,22 @@ def load(csv: bytes, tmp_path, name: str, columns, load_options=None) -> None:
     from astro.constants import FileType
     from astro.files import File
     from astro.sql.operators.load_file import LoadFileOperator
+    from astro.table import Metadata, Table
     from sqlalchemy import Column
 
-    from include.shopstream.names import STAGING
-    from include.shopstream.warehouse import table
+    from include.shopstream.names import STAGING, WAREHOUSE_CONN_ID
 
     path = tmp_path / f"{name}.csv"
     path.write_bytes(csv)
     operator = LoadFileOperator(
         task_id=f"load_{name}",
         input_file=File(path=str(path), filetype=FileType.CSV),
-        output_table=table(name, STAGING, columns=[Column(c.name, c.type) for c in columns]),  # fresh per load
+        output_table=Table(  # fresh per load; named as is (outside a DAG run, nothing renders a run's key)
+            name=name,
+            conn_id=WAREHOUSE_CONN_ID,
+            metadata=Metadata(schema=STAGING),
+            columns=[Column(c.name, c.type) for c in columns],
+        ),
         if_exists="replace",
         use_native_support=False,
         load_options=load_options,
@@ -271,6 +276,13 @@ def load(csv: bytes, tmp_path, name: str, columns, load_options=None) -> None:
         from astro.databases import create_database
 
         create_database(operator.output_table.conn_id).sqlalchemy_engine.dispose()
+
+
+# The staging tables of a batch by their plain names: outside a DAG run nothing renders a run's key.
+PLAIN = {
+    rows: {part: f"staging.{rows}_{part}" for part in ("raw", "checked", "valid", "rejected")}
+    for rows in ("orders", "customers")
+}
 
 
 def transform(pg_server, sql_file: str, output: str, tables: dict, params: dict | None = None) -> None:
@@ -289,15 +301,19 @@ def transform(pg_server, sql_file: str, output: str, tables: dict, params: dict 
 
 def merge(source: str, target: str, columns, keys) -> None:
     from astro.databases.postgres import PostgresDatabase
+    from astro.table import Metadata, Table
 
     from include.shopstream.names import WAREHOUSE_CONN_ID
-    from include.shopstream.warehouse import table
+
+    def named(qualified: str) -> Table:  # as is: outside a DAG run, nothing renders a run's key
+        schema, name = qualified.split(".")
+        return Table(name=name, conn_id=WAREHOUSE_CONN_ID, metadata=Metadata(schema=schema))
 
     database = PostgresDatabase(conn_id=WAREHOUSE_CONN_ID)
     try:
         database.merge_table(
-            source_table=table(source.split(".")[1], source.split(".")[0]),
-            target_table=table(target.split(".")[1], target.split(".")[0]),
+            source_table=named(source),
+            target_table=named(target),
             source_to_target_columns_map={c: c for c in columns},
             target_conflict_columns=list(keys),
             if_conflicts="update",
@@ -330,13 +346,13 @@ def run_day(pg_server, tmp_path, known=()) -> dict:
     load(
         customers_csv, tmp_path, "customers_raw", [Column(c, Text) for c in orders.CUSTOMER_COLUMNS], orders.TEXT_AS_IS
     )
-    orders.check_customers.function()
+    orders.check_customers.function(PLAIN["customers"])
     checked = {"checked_customers": "staging.customers_checked"}
     transform(pg_server, "customers_valid.sql", "staging.customers_valid", checked)
     transform(pg_server, "customers_rejected.sql", "staging.customers_rejected", checked)
     outcome = {"extracted": None, "failed": None, "failed_on": None}
     try:
-        orders.enforce_bad_row_threshold.function("customers", data_interval_start=START)
+        orders.enforce_bad_row_threshold.function(PLAIN["customers"], "customers", data_interval_start=START)
     except AirflowFailException as failed:
         outcome.update(failed=str(failed), failed_on="customers")
         return outcome  # merge_customers and everything after it do not run
@@ -355,12 +371,12 @@ def run_day(pg_server, tmp_path, known=()) -> dict:
         [Column(c, Text) for c in orders.RAW_ORDER_COLUMNS],
         orders.TEXT_AS_IS,
     )
-    orders.check_orders.function()
+    orders.check_orders.function(PLAIN["orders"])
     checked = {"checked_orders": "staging.orders_checked"}
     transform(pg_server, "orders_valid.sql", "staging.orders_valid", checked)
     transform(pg_server, "orders_rejected.sql", "staging.orders_rejected", checked)
     try:
-        orders.enforce_bad_row_threshold.function("orders", data_interval_start=START)
+        orders.enforce_bad_row_threshold.function(PLAIN["orders"], "orders", data_interval_start=START)
     except AirflowFailException as failed:
         outcome.update(failed=str(failed), failed_on="orders")
         return outcome  # merge_orders and everything after it do not run

@@ -12,8 +12,8 @@ from astro.files import File
 
 from include.shopstream.names import GOLD, LAKE_CONN_ID, STAGING
 from include.shopstream.outputs import CUSTOMER_360, CUSTOMER_360_FILE, ORDERS
-from include.shopstream.tasks import announce, swap_into_gold
-from include.shopstream.warehouse import table, transform_sql
+from include.shopstream.tasks import announce, note_gold_writes, swap_into_gold
+from include.shopstream.warehouse import staging_name, table, transform_sql
 
 COLUMNS = (
     "customer_id", "country", "lifetime_value", "order_count",
@@ -24,6 +24,8 @@ COLUMNS = (
 @task_group(group_id="customer_360")
 def customer_360():
     """Build the per-customer view and publish it."""
+    # Noted before the build: of two runs' builds, the one swapped in last is the later one.
+    writes = note_gold_writes((ORDERS.table, "gold.customers"))
     built = transform_sql(
         "build_customer_360",
         "customer_360.sql",
@@ -32,7 +34,7 @@ def customer_360():
         customers=table("customers", GOLD),
     )
     swapped = swap_into_gold.override(task_id="swap_customer_360")(
-        f"{STAGING}.customer_360_build", CUSTOMER_360.table, COLUMNS
+        staging_name("customer_360_build"), CUSTOMER_360.table, COLUMNS, built_after=writes
     )
     exported = aql.export_to_file(
         task_id="publish_customer_360",
@@ -40,4 +42,4 @@ def customer_360():
         output_file=File(path=CUSTOMER_360_FILE.uri_for(), conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
-    built >> swapped >> exported >> announce(CUSTOMER_360)
+    writes >> built >> swapped >> exported >> announce(CUSTOMER_360)

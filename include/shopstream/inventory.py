@@ -25,7 +25,7 @@ from include.shopstream.outputs import (
     STOCK_QUARANTINE,
 )
 from include.shopstream.tasks import announce, prepare_warehouse, swap_into_gold
-from include.shopstream.warehouse import table, transform_sql
+from include.shopstream.warehouse import staging_name, table, transform_sql
 
 INVENTORY_COLUMNS = ("sku", "warehouse", "on_hand", "reserved", "available", "as_of", "loaded_at")
 CATALOG_COLUMNS = (
@@ -241,7 +241,7 @@ def product_catalog():
         inventory=table(INVENTORY.table_name),
     )
     swapped = swap_into_gold.override(task_id="swap_catalog")(
-        f"{STAGING}.product_catalog_build", PRODUCT_CATALOG.table, CATALOG_COLUMNS
+        staging_name("product_catalog_build"), PRODUCT_CATALOG.table, CATALOG_COLUMNS
     )
     exported = aql.export_to_file(
         task_id="publish_catalog",

@@ -27,7 +27,7 @@ from include.shopstream.outputs import (
     RAW_ORDERS,
 )
 from include.shopstream.tasks import announce, prepare_warehouse
-from include.shopstream.warehouse import table, transform_sql
+from include.shopstream.warehouse import staging_name, table, transform_sql
 
 RAW_ORDER_COLUMNS = (
     "source_row_id", "order_id", "customer_id", "product_id", "sku", "category",
@@ -84,9 +84,15 @@ def has_orders(extracted: dict) -> bool:
     return extracted["rows"] > 0
 
 
-def _check_staged(rows: str, contract_table: str, order_by: str, supplied: tuple[str, ...] = ()) -> dict:
-    """Write staging.<rows>_checked: each staged row of staging.<rows>_raw with the first way it
-    breaks ``contract_table``'s contract (NULL if none), and say which contract that was."""
+def batch_tables(rows: str) -> dict[str, str]:
+    """The run's staging tables of a checked batch (``orders``, ``customers``): ``raw``, ``checked``,
+    ``valid`` and ``rejected``, as templates that Airflow renders in a task's arguments."""
+    return {part: staging_name(f"{rows}_{part}") for part in ("raw", "checked", "valid", "rejected")}
+
+
+def _check_staged(tables: dict, contract_table: str, order_by: str, supplied: tuple[str, ...] = ()) -> dict:
+    """Write ``tables["checked"]``: each row of ``tables["raw"]`` with the first way it breaks
+    ``contract_table``'s contract (NULL if none), and say which contract that was."""
     from contextlib import closing
 
     from include.shopstream.contract import check_rows
@@ -94,12 +100,7 @@ def _check_staged(rows: str, contract_table: str, order_by: str, supplied: tuple
 
     with data_errors_fail(), closing(warehouse_hook().get_conn()) as conn, conn:
         contract = check_rows(
-            conn,
-            contract_table,
-            f"{STAGING}.{rows}_raw",
-            f"{STAGING}.{rows}_checked",
-            order_by=order_by,
-            supplied=supplied,
+            conn, contract_table, tables["raw"], tables["checked"], order_by=order_by, supplied=supplied
         )
     checks = {
         "not_null": [c.name for c in contract.columns if c.not_null],
@@ -107,36 +108,36 @@ def _check_staged(rows: str, contract_table: str, order_by: str, supplied: tuple
         "references": [r.name for r in contract.references],
         "key": list(contract.key),
     }
-    print(f"checked the staged {rows} against {contract.table}'s contract: {checks}")
+    print(f"checked {tables['raw']} against {contract.table}'s contract: {checks}")
     return checks
 
 
 @task
-def check_customers() -> dict:
+def check_customers(tables: dict) -> dict:
     """Mark each staged customer with the first way it breaks gold.customers' contract (NULL if none).
 
     The snapshot holds every customer, every day: without this, one customer with a missing
     email failed the merge, and so the ingest, on every run until the source was fixed.
     """
     # customer_id is the source's primary key: always a number, and once per snapshot.
-    return _check_staged("customers", CUSTOMERS_TABLE, order_by="customer_id")
+    return _check_staged(tables, CUSTOMERS_TABLE, order_by="customer_id")
 
 
 @task
-def check_orders() -> dict:
+def check_orders(tables: dict) -> dict:
     """Mark each staged order with the first way it breaks gold.orders' contract (NULL if none).
 
     The contract is read from the warehouse's catalog (include/shopstream/contract.py), so a
     constraint added to gold.orders in sql/warehouse_schema.sql is checked from the next run on.
     """
-    return _check_staged("orders", ORDERS.table, order_by="source_row_id", supplied=("loaded_at",))
+    return _check_staged(tables, ORDERS.table, order_by="source_row_id", supplied=("loaded_at",))
 
 
 @task
-def enforce_bad_row_threshold(rows: str = "orders", data_interval_start=None) -> dict:
+def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_start=None) -> dict:
     """Fail the run, naming the count and the file, when too many of the staged ``rows`` broke the contract.
 
-    One check for every batch (orders, customers): staging.<rows>_rejected against <rows>_valid.
+    One check for every batch (orders, customers): ``tables["rejected"]`` against ``tables["valid"]``.
     The message names counts and the quarantine file only: the rows themselves may be personal.
     """
     from airflow.exceptions import AirflowFailException
@@ -146,8 +147,8 @@ def enforce_bad_row_threshold(rows: str = "orders", data_interval_start=None) ->
     from include.shopstream.warehouse import warehouse_hook
 
     hook = warehouse_hook()
-    bad = hook.get_first(f"SELECT count(*) FROM {STAGING}.{rows}_rejected")[0]
-    good = hook.get_first(f"SELECT count(*) FROM {STAGING}.{rows}_valid")[0]
+    bad = hook.get_first(f"SELECT count(*) FROM {tables['rejected']}")[0]
+    good = hook.get_first(f"SELECT count(*) FROM {tables['valid']}")[0]
     total = bad + good
     raw_threshold = Variable.get(BAD_ROW_THRESHOLD_VARIABLE, default_var=str(DEFAULT_BAD_ROW_THRESHOLD))
     try:
@@ -208,7 +209,7 @@ def orders_etl():
     # The extracts read only the source, so they start beside prepare_warehouse, not after it.
     [ready, customers_raw] >> customers_staged
 
-    customers_checked = check_customers()
+    customers_checked = check_customers(batch_tables("customers"))
     customers_staged >> customers_checked
     valid_customers = transform_sql(
         "valid_customers",
@@ -229,7 +230,9 @@ def orders_etl():
         output_file=File(path=CUSTOMERS_QUARANTINE.uri_template, conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
-    customers_verdict = enforce_bad_row_threshold.override(task_id="enforce_customer_threshold")("customers")
+    customers_verdict = enforce_bad_row_threshold.override(task_id="enforce_customer_threshold")(
+        batch_tables("customers"), "customers"
+    )
     [valid_customers, customers_quarantined] >> customers_verdict
     customers_merged = aql.merge(
         task_id="merge_customers",
@@ -252,7 +255,7 @@ def orders_etl():
     )
     has_orders(extracted) >> orders_staged
 
-    checked = check_orders()
+    checked = check_orders(batch_tables("orders"))
     [orders_staged, customers_merged] >> checked
     valid = transform_sql(
         "valid_orders",
@@ -273,7 +276,7 @@ def orders_etl():
         output_file=File(path=ORDERS_QUARANTINE.uri_template, conn_id=LAKE_CONN_ID),
         if_exists="replace",
     )
-    verdict = enforce_bad_row_threshold("orders")
+    verdict = enforce_bad_row_threshold(batch_tables("orders"), "orders")
     [valid, quarantined] >> verdict
 
     merged = aql.merge(

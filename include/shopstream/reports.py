@@ -13,8 +13,8 @@ from astro import sql as aql
 from include.shopstream import links
 from include.shopstream.names import STAGING
 from include.shopstream.outputs import DAILY_REPORT_CSV, DAILY_REPORTS, ORDERS, REVENUE_CHART, WEEKLY_ANALYTICS
-from include.shopstream.tasks import announce, swap_into_gold
-from include.shopstream.warehouse import table, transform_sql
+from include.shopstream.tasks import announce, note_gold_writes, swap_into_gold
+from include.shopstream.warehouse import staging_name, table, transform_sql
 
 DAILY_COLUMNS = ("day", "category", "orders", "revenue", "average_order_value", "refunds", "loaded_at")
 RETENTION_COLUMNS = (
@@ -71,6 +71,8 @@ def write_report_files(day: str) -> dict:
 @task_group(group_id="daily_reports")
 def daily_reports(day):
     """Daily revenue by category: gold.daily_reports, the day's CSV and a 30-day chart."""
+    # Noted before the build: of two runs' builds, the one swapped in last is the later one.
+    writes = note_gold_writes((ORDERS.table,))
     built = transform_sql(
         "build_daily_reports",
         "daily_reports.sql",
@@ -78,13 +80,14 @@ def daily_reports(day):
         gold_orders=table(ORDERS.table_name),
     )
     swapped = swap_into_gold.override(task_id="swap_daily_reports")(
-        f"{STAGING}.daily_reports_build", DAILY_REPORTS.table, DAILY_COLUMNS
+        staging_name("daily_reports_build"), DAILY_REPORTS.table, DAILY_COLUMNS, built_after=writes
     )
     files = links.attach(write_report_files(day), links.DailyReportLink(), links.RevenueChartLink())
-    day >> built >> swapped >> files >> announce(DAILY_REPORTS, day)
+    day >> writes >> built >> swapped >> files >> announce(DAILY_REPORTS, day)
 
 
-@task.short_circuit
+# Only the builds are skipped; the run still ends with drop_staging.
+@task.short_circuit(ignore_downstream_trigger_rules=False)
 def week_to_report(day: str) -> str | None:
     """On a Monday, the week that just ended (its Monday); on other days nothing, which skips the rest."""
     from datetime import date, timedelta

@@ -13,19 +13,49 @@ if TYPE_CHECKING:
 
 
 @task
-def prepare_warehouse() -> None:
-    """Create the warehouse's schemas and keyed gold tables on first use."""
-    from include.shopstream.warehouse import ensure_warehouse
+def prepare_warehouse(dag=None, run_id=None) -> None:
+    """Create the warehouse's schemas and keyed gold tables on first use; claim the run's staging tables."""
+    from include.shopstream.warehouse import claim_staging, ensure_warehouse
 
     ensure_warehouse()
+    claim_staging(dag.dag_id, run_id)
 
 
 @task
-def swap_into_gold(staged: str, target: str, columns: tuple[str, ...]) -> int:
-    """Replace ``target``'s rows with ``staged``'s in one transaction; readers never see it empty."""
+def note_gold_writes(tables: tuple[str, ...]) -> int:
+    """How many writes ``tables`` have had: taken after the run's merges, before a build that reads them."""
+    from contextlib import closing
+
+    from include.shopstream.warehouse import gold_writes, warehouse_hook
+
+    with closing(warehouse_hook().get_conn()) as conn, conn.cursor() as cur:
+        return gold_writes(cur, tables)
+
+
+@task
+def swap_into_gold(staged: str, target: str, columns: tuple[str, ...], built_after: int | None = None) -> int | None:
+    """Replace ``target``'s rows with ``staged``'s in one transaction; readers never see it empty.
+
+    With ``built_after`` (``note_gold_writes`` before the build), a build older than the one in
+    place is not swapped in.
+    """
     from include.shopstream.warehouse import replace_rows
 
-    return replace_rows(target, staged, list(columns))
+    return replace_rows(target, staged, list(columns), built_after=built_after)
+
+
+@task(trigger_rule="none_failed")
+def drop_staging(dag=None, run_id=None) -> list[str]:
+    """The run's last task: drop its staging tables, and those of failed runs older than a few days.
+
+    After a failure it does not run, so the failed task can be cleared and re-run on the tables
+    it needs; a later run drops them (``warehouse.STAGING_KEPT_DAYS``).
+    """
+    from include.shopstream.warehouse import drop_staging as drop
+
+    dropped = drop(dag.dag_id, run_id)
+    print(f"dropped {len(dropped)} staging tables: {', '.join(dropped) or 'none'}")
+    return dropped
 
 
 @task

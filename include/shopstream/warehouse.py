@@ -9,13 +9,38 @@ from __future__ import annotations
 import logging
 import re
 
-from include.shopstream.names import GOLD, WAREHOUSE_CONN_ID, sql
+from include.shopstream.names import GOLD, STAGING, WAREHOUSE_CONN_ID, sql
+
+# Staging tables belong to one DAG run: two runs at once (a backfill beside the scheduler, a manual
+# trigger, `airflow dags test`) would otherwise load, check and merge each other's rows. A run's
+# tables end in ``__`` and a key of its DAG and run id; Airflow renders the key (the SDK's
+# ``Table.name`` is a template field, and so are the arguments of a ``@task``), and a retry or a
+# cleared task of the same run finds the same tables.
+RUN_KEY_LENGTH = 12
+RUN_KEY_TEMPLATE = (
+    "{{ macros.uuid.uuid5(macros.uuid.NAMESPACE_URL, dag.dag_id ~ '/' ~ run_id).hex[:" + str(RUN_KEY_LENGTH) + "] }}"
+)
+RUN_KEY_PATTERN = r"__([0-9a-f]{" + str(RUN_KEY_LENGTH) + "})$"
+
+
+def run_key(dag_id: str, run_id: str) -> str:
+    """The key of a run's staging tables, as ``RUN_KEY_TEMPLATE`` renders it."""
+    import uuid
+
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{dag_id}/{run_id}").hex[:RUN_KEY_LENGTH]
+
+
+def staging_name(name: str) -> str:
+    """``staging.<name>__<run key>`` as a template, for any templated field (a task's arguments)."""
+    return f"{STAGING}.{name}__{RUN_KEY_TEMPLATE}"
 
 
 def table(name: str, schema: str = GOLD, columns=None):
-    """An Astro SDK ``Table`` in the warehouse (never in ``tmp_astro``)."""
+    """An Astro SDK ``Table`` in the warehouse (never in ``tmp_astro``); in staging, the run's own."""
     from astro.table import Metadata, Table
 
+    if schema == STAGING:
+        name = staging_name(name).split(".", 1)[1]
     return Table(name=name, conn_id=WAREHOUSE_CONN_ID, metadata=Metadata(schema=schema), columns=columns or [])
 
 
@@ -31,8 +56,77 @@ def ensure_warehouse() -> None:
     warehouse_hook().run(sql("warehouse_schema.sql"))
 
 
-def replace_rows(target: str, source: str, columns: list[str]) -> int:
-    """Make ``target``'s rows those of ``source`` in one transaction; readers never see it empty."""
+# How long a failed run's staging tables stay, for clearing and re-running its failed task.
+STAGING_KEPT_DAYS = 2
+
+
+def claim_staging(dag_id: str, run_id: str) -> str:
+    """Note that the run uses its staging tables from now on; returns its key."""
+    key = run_key(dag_id, run_id)
+    warehouse_hook().run(
+        f"INSERT INTO {STAGING}.runs (run_key, dag_id, run_id) VALUES (%(key)s, %(dag_id)s, %(run_id)s)"
+        " ON CONFLICT (run_key) DO UPDATE SET dag_id = EXCLUDED.dag_id, run_id = EXCLUDED.run_id, seen_at = now()",
+        parameters={"key": key, "dag_id": dag_id, "run_id": run_id},
+    )
+    return key
+
+
+def drop_staging(dag_id: str, run_id: str, kept_days: float = STAGING_KEPT_DAYS) -> list[str]:
+    """Drop the run's staging tables, and those of runs not seen for ``kept_days``; returns the tables dropped.
+
+    A key found without a claim (a run whose first task has not run yet, or a run from before the
+    claims) is noted as seen now, so its tables go ``kept_days`` later at the earliest.
+    """
+    from psycopg2 import sql as pgsql
+
+    own = run_key(dag_id, run_id)
+    conn = warehouse_hook().get_conn()
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT c.relname, substring(c.relname FROM %(pattern)s) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p')"
+                " AND c.relname ~ %(pattern)s",
+                {"schema": STAGING, "pattern": RUN_KEY_PATTERN},
+            )
+            tables = cur.fetchall()
+            found = sorted({key for _, key in tables} - {own})
+            cur.execute(
+                f"INSERT INTO {STAGING}.runs (run_key) SELECT unnest(%(keys)s::text[]) ON CONFLICT DO NOTHING",
+                {"keys": found},
+            )
+            cur.execute(
+                f"DELETE FROM {STAGING}.runs WHERE run_key = %(own)s"
+                " OR (run_key <> %(own)s AND seen_at < now() - make_interval(secs => %(kept)s)) RETURNING run_key",
+                {"own": own, "kept": kept_days * 86400},
+            )
+            gone = {row[0] for row in cur.fetchall()} | {own}
+            dropped = sorted(name for name, key in tables if key in gone)
+            for name in dropped:
+                cur.execute(pgsql.SQL("DROP TABLE IF EXISTS {}").format(pgsql.Identifier(STAGING, name)))
+    finally:
+        conn.close()
+    return dropped
+
+
+def gold_writes(cursor, tables: tuple[str, ...]) -> int:
+    """How many statements have written ``tables`` (committed ones, as the cursor's snapshot sees them)."""
+    cursor.execute(
+        f"SELECT coalesce(sum(writes), 0) FROM {STAGING}.gold_writes WHERE table_name = ANY(%s)", (list(tables),)
+    )
+    return int(cursor.fetchone()[0])
+
+
+def replace_rows(target: str, source: str, columns: list[str], *, built_after: int | None = None) -> int | None:
+    """Make ``target``'s rows those of ``source`` in one transaction; readers never see it empty.
+
+    Swaps of one target wait for each other (two at once would each delete what the other had
+    not yet inserted). ``built_after``: the count of writes to the gold tables the build reads
+    (``gold_writes``), taken after the run's own merges and before its build. A build taken after
+    fewer writes than the one swapped in last is older than it and is not swapped in (returns
+    None): two runs rebuilding from gold leave the later build, in whatever order they swap.
+    """
     from psycopg2 import sql as pgsql
 
     column_list = pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
@@ -41,6 +135,25 @@ def replace_rows(target: str, source: str, columns: list[str]) -> int:
     conn = warehouse_hook().get_conn()
     try:
         with data_errors_fail(source=source), conn, conn.cursor() as cur:
+            # Readers (ACCESS SHARE) go on; another swap of the same target waits here.
+            cur.execute(pgsql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target_id))
+            if built_after is not None:
+                cur.execute(f"SELECT built_after FROM {STAGING}.swaps WHERE target = %s", (target,))
+                last = cur.fetchone()
+                # A count above today's total is from before the counts were reset (a restored
+                # warehouse): it would keep every build out, so it is not compared.
+                cur.execute(f"SELECT coalesce(sum(writes), 0) FROM {STAGING}.gold_writes")
+                if last is not None and built_after < last[0] <= cur.fetchone()[0]:
+                    print(
+                        f"{source} not swapped into {target}: it was built after {built_after} writes to gold,"
+                        f" the rows in place after {last[0]} (another run's newer build)"
+                    )
+                    return None
+                cur.execute(
+                    f"INSERT INTO {STAGING}.swaps VALUES (%(target)s, %(built)s)"
+                    " ON CONFLICT (target) DO UPDATE SET built_after = EXCLUDED.built_after",
+                    {"target": target, "built": built_after},
+                )
             cur.execute(pgsql.SQL("DELETE FROM {}").format(target_id))
             cur.execute(
                 pgsql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s}").format(t=target_id, c=column_list, s=source_id)

@@ -33,7 +33,7 @@ def runs_before(dag, first: str, second: str) -> bool:
 def test_sales_core_pipeline(dagbag):
     dag = dagbag.dags["sales_core_pipeline"]
     assert dag.timetable.summary == "0 2 * * *"
-    assert groups(dag) == ["orders_etl", "customer_360"]
+    assert groups(dag) == ["orders_etl", "customer_360", "drop_staging"]
     assert runs_before(dag, "orders_etl", "customer_360")
     assert outlets(dag) == {
         "orders_etl.announce_orders": {GOLD + "orders"},
@@ -44,7 +44,7 @@ def test_sales_core_pipeline(dagbag):
 def test_inventory_mgmt_pipeline(dagbag):
     dag = dagbag.dags["inventory_mgmt_pipeline"]
     assert dag.timetable.summary == "0 */4 * * *"
-    assert groups(dag) == ["inventory_sync", "product_catalog"]
+    assert groups(dag) == ["inventory_sync", "product_catalog", "drop_staging"]
     assert runs_before(dag, "inventory_sync", "product_catalog")
     assert outlets(dag) == {
         "inventory_sync.announce_inventory": {GOLD + "inventory"},
@@ -57,7 +57,9 @@ def test_analytics_waits_for_both_sales_datasets(dagbag):
     condition = dag.timetable.dataset_condition
     assert isinstance(condition, DatasetAll)
     assert {d.uri for d in condition.objects} == {GOLD + "orders", GOLD + "customer_360"}
-    assert set(groups(dag)) == {"report_date", "daily_reports", "weekly_analytics", "ml_feature_pipeline"}
+    assert set(groups(dag)) == {
+        "report_date", "daily_reports", "weekly_analytics", "ml_feature_pipeline", "drop_staging"
+    }  # fmt: skip
     assert runs_before(dag, "daily_reports", "weekly_analytics")
     assert outlets(dag) == {
         "daily_reports.announce_daily_reports": {GOLD + "daily_reports"},
@@ -75,6 +77,18 @@ def test_observability_watches_any_published_dataset(dagbag):
     assert len(published) == 7
     assert groups(dag) == ["data_quality_checks", "quality_results"]
     assert outlets(dag) == {}
+
+
+@pytest.mark.parametrize(
+    "dag_id", ["sales_core_pipeline", "analytics_and_reporting_pipeline", "inventory_mgmt_pipeline"]
+)
+def test_the_run_drops_its_staging_tables_last(dagbag, dag_id):
+    """drop_staging comes after every other task, and only when none failed (a failed task keeps
+    the tables it needs to be cleared and re-run)."""
+    dag = dagbag.dags[dag_id]
+    drop = dag.get_task("drop_staging")
+    assert drop.trigger_rule == "none_failed"
+    assert drop.get_flat_relative_ids(upstream=True) == set(dag.task_ids) - {"drop_staging"}
 
 
 def test_each_dataset_uri_is_defined_once():

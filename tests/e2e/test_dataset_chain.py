@@ -372,3 +372,102 @@ def test_7_a_task_process_killed_mid_merge_is_retried_and_writes_each_order_once
         r["order_id"] for r in chain.warehouse("SELECT order_id FROM gold.orders")
     }
     assert gold_duplicates(chain) == []
+
+
+def test_8_two_sales_runs_at_once_leave_gold_as_one_after_the_other(chain, first_sales):
+    """A manual run on the scheduler and `airflow dags backfill` of another day, as `make run` does
+    beside the scheduler: both load their day while their customer merges wait on a lock held
+    here, then go on together. Gold must then hold both days, as if they had run in turn.
+    """
+    import subprocess
+    import sys
+
+    from localdev.stack import ROOT, SOURCE_DB
+
+    # A manual run covers the day before its logical date, a backfilled one the day of it: these
+    # are the fourth and fifth days before scenario 1's, which no other scenario runs.
+    manual_logical = first_sales["logical_date"] - timedelta(days=3)
+    backfill_logical = first_sales["logical_date"] - timedelta(days=5)
+    manual_id = "e2e_sales_beside_a_backfill"
+    log = chain.logs / "backfill_test_8.log"
+    with chain.stack.pg.connect("shopstream_warehouse") as lock:
+        with lock.cursor() as cur:
+            cur.execute("LOCK TABLE gold.customers IN ACCESS EXCLUSIVE MODE")
+        chain.trigger(SALES, manual_logical, manual_id)
+        with log.open("w") as out:
+            backfill = subprocess.Popen(
+                [sys.executable, "-m", "airflow", "dags", "backfill", SALES,
+                 "--start-date", backfill_logical.isoformat(), "--end-date", backfill_logical.isoformat()],
+                env=chain.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            deadline = time.monotonic() + SALES_TIMEOUT
+            while True:
+                backfill_runs = chain.metadata(
+                    "SELECT run_id FROM dag_run WHERE dag_id = %s AND execution_date = %s", (SALES, backfill_logical)
+                )
+                loaded = [
+                    chain.task_states(SALES, run_id).get("orders_etl.load_orders")
+                    for run_id in [manual_id, *(r["run_id"] for r in backfill_runs)]
+                ]
+                waiting = chain.warehouse(
+                    "SELECT count(*) AS n FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND query ILIKE '%%INSERT INTO%%gold%%customers%%'"
+                )[0]["n"]
+                if loaded == ["success", "success"] and waiting == 2:
+                    break
+                assert backfill.poll() is None, f"the backfill ended early: {log.read_text()[-3000:]}"
+                assert time.monotonic() < deadline, (
+                    f"both runs never loaded their orders and waited on the customers' merge: loaded={loaded},"
+                    f" waiting={waiting}; {chain.evidence(SALES, manual_id)}"
+                )
+                time.sleep(1)
+        except BaseException:
+            backfill.kill()
+            raise
+        finally:
+            lock.rollback()
+    backfill_id = backfill_runs[0]["run_id"]
+    assert backfill.wait(timeout=SALES_TIMEOUT) == 0, log.read_text()[-3000:]
+    manual = chain.wait_for_run(SALES, manual_id, SALES_TIMEOUT)
+    backfilled = chain.run(SALES, backfill_id)
+    assert manual["state"] == "success", chain.evidence(SALES, manual_id)
+    assert backfilled["state"] == "success", chain.evidence(SALES, backfill_id)
+    assert manual["start_date"] < backfilled["end_date"] and backfilled["start_date"] < manual["end_date"], (
+        "the two runs must have run at the same time"
+    )
+    assert business_day(manual) != business_day(backfilled)
+
+    # Gold as the two days one after the other leave it: every good order of each day, as the
+    # source holds it; customer_360 rebuilt from the whole of gold; customers the source's.
+    gold = {r["order_id"]: r for r in chain.warehouse("SELECT * FROM gold.orders")}
+    for run in (manual, backfilled):
+        day = business_day(run)
+        want = expected_good_orders(chain, day)
+        missing = sorted(set(want) - set(gold))
+        assert not missing, f"{len(missing)} of the {len(want)} good orders of {day} are not in gold.orders"
+        changed = [i for i in want if (gold[i]["status"], gold[i]["amount"]) != (want[i]["status"], want[i]["amount"])]
+        assert not changed, f"orders of {day} differ from the source: {changed[:5]}"
+    categories = {p["product_id"]: p["category"] for p in DATA.products()}
+    countries = {c["customer_id"]: c["country"] for c in DATA.customers()}
+    want_360 = expected.customer_360(gold, categories, countries)
+    got_360 = {r["customer_id"]: r for r in chain.warehouse("SELECT * FROM gold.customer_360")}
+    assert set(got_360) == set(want_360), "gold.customer_360 is not the build of the whole of gold.orders"
+    fields = ("country", "lifetime_value", "order_count", "first_order_at", "last_order_at", "preferred_category")
+    assert [c for c in want_360 if any(got_360[c][f] != want_360[c][f] for f in fields)] == []
+    source = chain.stack.query(SOURCE_DB, "SELECT customer_id, email, country, updated_at FROM customers")
+    customers = chain.warehouse("SELECT customer_id, email, country, updated_at FROM gold.customers")
+    assert sorted(map(tuple, map(dict.values, customers))) == sorted(map(tuple, map(dict.values, source)))
+    assert gold_duplicates(chain) == []
+
+    from include.shopstream.warehouse import run_key
+
+    keys = [run_key(SALES, manual_id), run_key(SALES, backfill_id)]
+    left = chain.warehouse(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'staging' AND right(tablename, 12) = ANY(%s)", (keys,)
+    )
+    assert left == [], "each run drops its staging tables at its end"
+    chain.notes.append(
+        f"overlapping sales runs: {manual['start_date']:%H:%M:%S}-{manual['end_date']:%H:%M:%S} (manual) and"
+        f" {backfilled['start_date']:%H:%M:%S}-{backfilled['end_date']:%H:%M:%S} (backfill)"
+    )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from include.shopstream.warehouse import sql
+from include.shopstream.warehouse import run_key, sql
 from localdev.stack import SOURCE_DB
 from tests.pipelines.conftest import MONDAY
 
@@ -56,11 +56,16 @@ def test_a_constraint_error_fails_the_task_without_retries_naming_table_constrai
     assert task["try_number"] == 1, "a data error is not retried"
     log = states["__log__"]
     assert "UniqueViolation on gold.customers, constraint test_one_customer_per_email" in log
-    assert "offending keys in staging.customers_valid: 5, 6" in log
+    (run,) = platform.metadata(
+        "SELECT run_id FROM dag_run WHERE dag_id = 'sales_core_pipeline' AND execution_date = %s",
+        (datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC),),
+    )
+    staged = f"staging.customers_valid__{run_key('sales_core_pipeline', run['run_id'])}"  # the run's own table
+    assert f"offending keys in {staged}: 5, 6" in log
     assert "A data error: not retried." in log
 
     # What Slack and PagerDuty received names the constraint and the keys, never the email.
     alerts = [json.dumps(m["body"]) for m in inbox(platform)[before:]]
     assert alerts and all("test_one_customer_per_email" in alert for alert in alerts), alerts
-    assert all("offending keys in staging.customers_valid: 5, 6" in alert for alert in alerts), alerts
+    assert all(f"offending keys in {staged}: 5, 6" in alert for alert in alerts), alerts
     assert not [alert for alert in alerts if customers_refused in alert], "an email reached an alert"

@@ -66,6 +66,49 @@ EXCEPTION WHEN data_exception THEN
 END
 $$;
 
+-- Each DAG run stages in tables of its own, named <table>__<run key> (warehouse.staging_name).
+-- A run claims its key when it starts and drops its tables when it ends well; a failed run's
+-- tables stay for a while, so that its failed task can be cleared and re-run, and are then
+-- dropped by a later run (warehouse.drop_staging). Keys found without a claim are noted when seen.
+CREATE TABLE IF NOT EXISTS staging.runs (
+    run_key text PRIMARY KEY,
+    dag_id  text,
+    run_id  text,
+    seen_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- How many statements have written each gold table, and, for each table rebuilt whole and swapped
+-- in, the count its rows were built after: an older build never replaces a newer one
+-- (warehouse.replace_rows), so a build that started before another run's merge is not swapped in last.
+CREATE TABLE IF NOT EXISTS staging.gold_writes (
+    table_name text PRIMARY KEY,
+    writes     bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS staging.swaps (
+    target      text PRIMARY KEY,
+    built_after bigint NOT NULL
+);
+
+CREATE OR REPLACE FUNCTION staging.count_gold_write() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO staging.gold_writes VALUES (TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, 1)
+    ON CONFLICT (table_name) DO UPDATE SET writes = staging.gold_writes.writes + 1;
+    RETURN NULL;
+END
+$$;
+
+-- An update that would put an older version of a row over a newer one leaves the row as it is:
+-- two runs merging the same order (changed on both their days) keep the newer version in either
+-- order, and re-running an old day does not undo a later day's change. The trigger's WHEN runs
+-- only for such rows, so a merge pays nothing per row for it.
+CREATE OR REPLACE FUNCTION gold.keep_newer_row() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NULL;
+END
+$$;
+
 CREATE TABLE IF NOT EXISTS gold.customer_360 (
     customer_id        bigint PRIMARY KEY,
     country            text NOT NULL,
@@ -154,6 +197,7 @@ DECLARE
         ['gold.inventory', 'counts_not_negative', 'CHECK (on_hand >= 0 AND reserved >= 0)'],
         ['gold.inventory', 'reserved_within_stock', 'CHECK (reserved <= on_hand)']
     ];
+    target text;
 BEGIN
     FOR i IN 1 .. array_length(wanted, 1) LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = wanted[i][1]::regclass
@@ -166,6 +210,17 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM gold.orders WHERE sku IS NULL OR category IS NULL) THEN
         ALTER TABLE gold.orders ALTER COLUMN sku SET NOT NULL, ALTER COLUMN category SET NOT NULL;
     END IF;
+    -- Row versions (keep_newer) and write counts (count_writes) of the tables that runs merge.
+    FOREACH target IN ARRAY ARRAY['gold.orders', 'gold.customers'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = target::regclass AND tgname = 'keep_newer') THEN
+            EXECUTE format('CREATE TRIGGER keep_newer BEFORE UPDATE ON %s FOR EACH ROW'
+                           ' WHEN (NEW.updated_at < OLD.updated_at) EXECUTE FUNCTION gold.keep_newer_row()', target);
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = target::regclass AND tgname = 'count_writes') THEN
+            EXECUTE format('CREATE TRIGGER count_writes AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s'
+                           ' FOR EACH STATEMENT EXECUTE FUNCTION staging.count_gold_write()', target);
+        END IF;
+    END LOOP;
     -- A week's units of one product can pass the integer range even when each order's cannot.
     IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'gold.weekly_top_products'::regclass
                AND attname = 'units' AND atttypid = 'integer'::regtype) THEN
