@@ -131,7 +131,10 @@ def test_slack_and_pagerduty_both_down_during_a_final_failure(platform, orders_t
     ours = [text for text in slack if "orders_etl.extract_orders" in text]
     assert len(ours) == 1 and ours[0].startswith(":hourglass: *LATE*: meant for "), ours
     assert "*CRITICAL*: sales_core_pipeline.orders_etl.extract_orders failed for good" in ours[0]
-    assert [(e["event_action"], e["dedup_key"]) for e in pager] == [("trigger", key)]
+    # Only this failure's events: the same run may also resolve incidents that earlier tests of
+    # the shared platform left open and whose tasks have since succeeded (the housekeeping's job).
+    assert [e["event_action"] for e in pager if e["dedup_key"] == key] == ["trigger"]
+    assert not [e for e in pager if e["event_action"] == "trigger" and e["dedup_key"] != key], pager
 
 
 def test_sales_pages_once_after_the_last_retry_and_resolves_on_success(platform, orders_table_hidden):
