@@ -33,5 +33,13 @@ def serve(port: int, host: str = HOST) -> None:
     StandaloneGunicornApplication(create_app(), options).run()
 
 
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or not argv[0].isdigit() or not 0 < int(argv[0]) < 65536:
+        print(f"usage: python -m localdev.log_server <port 1-65535>, got {argv}", file=sys.stderr)
+        return 2
+    serve(int(argv[0]))
+    return 0
+
+
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))
