@@ -50,8 +50,11 @@ def follow_history(stack: Stack, history: backfill.Backfill, done: datetime | No
     Returns when the backfill completed, until that report is settled (then ``None`` again).
     """
     if not history.complete():
-        for line in history.progress():
+        for line in history.progress(stack.backfill_running()):
             print(line, flush=True)
+        resumed = stack.resume_backfill(history)
+        if resumed:
+            print(resumed, flush=True)
         if not history.complete():
             return None
         print(

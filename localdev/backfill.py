@@ -28,6 +28,7 @@ DEFAULT_DAYS = 21
 SETTING = "SHOPSTREAM_BACKFILL_DAYS"
 MAX_DAYS = 366
 RUN_HOUR = 2  # sales_core_pipeline runs at 02:00 UTC
+MAX_RESTARTS = 3  # a backfill process that died with days unfinished is started again this often
 
 
 def days_from_env(env: Mapping[str, str]) -> int:
@@ -67,6 +68,10 @@ class Backfill:
     query: Callable[[str, tuple], list[dict]]
     started: float = field(default_factory=time.monotonic)
     reported: set[datetime] = field(default_factory=set)
+    restarts: int = 0
+    # Days handed to a restarted backfill: their runs were set failed so that it redoes them,
+    # so "failed" is final for them only once that backfill has ended.
+    retrying: set[datetime] = field(default_factory=set)
 
     def runs(self) -> dict[datetime, tuple[str, str]]:
         """Logical date -> (state, run id) of the sales run of each wanted day that has one."""
@@ -87,6 +92,11 @@ class Backfill:
         """Runs of wanted days left running or queued (by a backfill that was stopped)."""
         return [run_id for state, run_id in self.runs().values() if state not in ("success", "failed")]
 
+    def unfinished(self) -> list[datetime]:
+        """Wanted days whose run has not finished (none yet, queued or running)."""
+        states = self.states()
+        return [d for d in self.dates if states.get(d) not in ("success", "failed")]
+
     def missing(self) -> list[datetime]:
         states = self.states()
         return [d for d in self.dates if states.get(d) != "success"]
@@ -105,12 +115,17 @@ class Backfill:
             "--yes",
         ]
 
-    def progress(self) -> list[str]:
+    def progress(self, backfill_running: bool = False) -> list[str]:
         """A line for each wanted day that finished since the last call."""
         lines = []
         states = self.states()
-        finished = [d for d in self.dates if states.get(d) in ("success", "failed") and d not in self.reported]
-        for day in finished:
+
+        def finished(day: datetime) -> bool:
+            if day in self.retrying and backfill_running:
+                return states.get(day) == "success"
+            return states.get(day) in ("success", "failed")
+
+        for day in [d for d in self.dates if d not in self.reported and finished(d)]:
             self.reported.add(day)
             done = sum(1 for d in self.dates if states.get(d) == "success")
             minutes = (time.monotonic() - self.started) / 60

@@ -426,21 +426,55 @@ class Stack:
         if days == 0:
             return None
         history = backfill.Backfill(dates=backfill.logical_dates(days, datetime.now(UTC)), query=self.metadata)
-        for run_id in history.unfinished_run_ids():
-            # Left running by a backfill that was stopped: failed, so that --rerun-failed-tasks redoes it.
-            self.api("PATCH", f"/dags/{backfill.DAG_ID}/dagRuns/{run_id}", {"state": "failed"})
         missing = history.missing()
         history.reported = {day for day in history.dates if day not in missing}
         if missing:
-            self.backfill_process = spawn(
-                "Airflow backfill",
-                [sys.executable, "-m", "airflow", *history.command(missing)],
-                self.logs / "backfill.log",
-                env=self.airflow_env(),
-                cwd=ROOT,
-            )
-            self._write_state()
+            self._spawn_backfill(history, missing)
         return history
+
+    def resume_backfill(self, history: backfill.Backfill) -> str | None:
+        """Start the backfill again when its process ended with days left unfinished.
+
+        Airflow's backfill process can die under it (a metadata-database deadlock with the
+        scheduler, a killed process); its runs then stay running and nothing else moves them.
+        Returns what happened, for the terminal, or None while the backfill runs or is done.
+        """
+        process = self.backfill_process
+        if process is None or process.running():
+            return None
+        left = history.unfinished()
+        if not left:
+            return None
+        if history.restarts >= backfill.MAX_RESTARTS:
+            self.backfill_process = None
+            self._write_state()
+            return (
+                f"history: the backfill stopped {history.restarts + 1} times (exit code {process.process.returncode});"
+                f" {len(left)} days not ingested; its log is {process.log_path}"
+            )
+        history.restarts += 1
+        history.retrying.update(left)
+        self._spawn_backfill(history, left)
+        return (
+            f"history: the backfill stopped (exit code {process.process.returncode}, log {process.log_path});"
+            f" restarted for the {len(left)} unfinished days"
+        )
+
+    def backfill_running(self) -> bool:
+        return self.backfill_process is not None and self.backfill_process.running()
+
+    def _spawn_backfill(self, history: backfill.Backfill, days: list[datetime]) -> None:
+        for run_id in history.unfinished_run_ids():
+            # Left running by a backfill that was stopped: failed, so that --rerun-failed-tasks redoes it.
+            self.api("PATCH", f"/dags/{backfill.DAG_ID}/dagRuns/{run_id}", {"state": "failed"})
+        self.backfill_process = spawn(
+            "Airflow backfill",
+            [sys.executable, "-m", "airflow", *history.command(days)],
+            self.logs / "backfill.log",
+            env=self.airflow_env(),
+            cwd=ROOT,
+        )
+        self._write_state()
 
     def rerun_report(self, run_id: str) -> list[str]:
         """Clear the ``daily_reports`` tasks of one analytics run, so that the scheduler runs them again."""

@@ -7,9 +7,13 @@ states how long the default 21 takes. The date arithmetic and the setting are ch
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import re
+import signal
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
@@ -74,7 +78,7 @@ def sales_runs(env) -> dict[str, dict]:
     return {run["logical_date"]: run for run in runs}
 
 
-def wait_for_lines(process, pattern: str, count: int, timeout: float) -> list[str]:
+def wait_for_lines(process, pattern: str, count: int, timeout: float, logs: Path | None = None) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = [line for line in process.output if re.search(pattern, line)]
@@ -82,7 +86,24 @@ def wait_for_lines(process, pattern: str, count: int, timeout: float) -> list[st
             return found
         assert process.poll() is None, "".join(process.output)
         time.sleep(2)
-    raise AssertionError(f"no {count} lines matching {pattern!r} in {timeout} s:\n" + "".join(process.output))
+    tail = ""
+    if logs is not None:  # what the backfill was doing, for the failure's reader
+        log = logs / "backfill.log"
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-60:]) if log.exists() else "(no backfill.log)"
+    raise AssertionError(
+        f"no {count} lines matching {pattern!r} in {timeout} s:\n" + "".join(process.output) + "\n" + tail
+    )
+
+
+def kill_backfill(state: Path) -> int:
+    """SIGKILL the running Airflow backfill and its task processes, as an OOM kill would; its pid."""
+    deadline = time.monotonic() + 60
+    while (pid := json.loads((state / "stack.json").read_text())["services"].get("Airflow backfill")) is None:
+        assert time.monotonic() < deadline, "no Airflow backfill in stack.json"
+        time.sleep(1)
+    time.sleep(10)  # into its first runs
+    os.killpg(pid, signal.SIGKILL)
+    return pid
 
 
 def wait_for_report_after(env, moment: str, timeout: float = 300) -> dict:
@@ -109,13 +130,24 @@ def wait_for_report_after(env, moment: str, timeout: float = 300) -> dict:
 
 @pytest.mark.services
 @pytest.mark.xdist_group("platform")
+@pytest.mark.timeout(1500)
 def test_run_backfills_the_history_and_a_second_run_does_not_redo_it(tmp_path):
+    """The backfill's own process is killed once along the way: run starts it again."""
     env = run_env(tmp_path / "state", SHOPSTREAM_BACKFILL_DAYS="2")
     wanted = backfill.logical_dates(2, datetime.now(UTC))
     process, output = start_run(env)
     try:
         assert re.search(r"history: backfilling 2 of 2 days \(\S+ to \S+\) through sales_core_pipeline", output)
-        lines = wait_for_lines(process, r"history: \d{4}-\d\d-\d\d ingested", 2, timeout=900)
+        kill_backfill(tmp_path / "state")
+        logs = tmp_path / "state" / "logs"
+        wait_for_lines(
+            process,
+            r"history: the backfill stopped \(exit code -9, .*\); restarted for the 2 unfinished days",
+            1,
+            120,
+            logs,
+        )
+        lines = wait_for_lines(process, r"history: \d{4}-\d\d-\d\d ingested", 2, timeout=900, logs=logs)
         # In the order the runs finish: a backfill held back by the scheduler's own run
         # (max_active_runs counts it) may start the later day first once the slot frees.
         assert sorted(line.split()[1] for line in lines) == [f"{d:%Y-%m-%d}" for d in wanted]
