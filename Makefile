@@ -3,7 +3,20 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3 || echo python3.11)
+# The profile: 2 is Airflow 2.10.5 with the Astro SDK (Astro Runtime 12, the default); 3 is
+# Airflow 3.3 on the providers' own SQL and S3 parts. Each has its own lock and virtualenv.
+AIRFLOW_MAJOR ?= 2
+ifeq ($(AIRFLOW_MAJOR),2)
 VENV := .venv
+LOCK := requirements.lock
+LOCK_INPUT := requirements-dev.in
+else ifeq ($(AIRFLOW_MAJOR),3)
+VENV := .venv-airflow3
+LOCK := requirements-airflow3.lock
+LOCK_INPUT := requirements-airflow3.in
+else
+$(error AIRFLOW_MAJOR is 2 (Airflow 2.10 with the Astro SDK, the default) or 3 (Airflow 3.3), not '$(AIRFLOW_MAJOR)')
+endif
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-lock
@@ -17,14 +30,14 @@ TEST_WORKERS ?= 2
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.lock
+$(STAMP): $(LOCK)
 	@$(PYTHON) localdev/check_python.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python $(LOCK)
 	@touch $@
 
-venv: $(STAMP) ## Create .venv from requirements.lock (Python 3.11)
+venv: $(STAMP) ## Create the profile's virtualenv from its lock (.venv; AIRFLOW_MAJOR=3: .venv-airflow3)
 
 run: $(STAMP) ## Start Postgres, mocked S3, the inventory API simulator and Airflow on http://localhost:8080
 	$(BIN)/python -m localdev run
@@ -46,11 +59,16 @@ format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-lock: $(STAMP) ## Regenerate requirements.lock (requirements-dev.in, requirements.txt) and the runtime's package set
-	$(BIN)/uv pip compile requirements-dev.in --python-version 3.11 --universal \
-		--custom-compile-command "make lock" --quiet -o requirements.lock
+lock: $(STAMP) ## Regenerate the profile's lock (requirements.lock; AIRFLOW_MAJOR=3: requirements-airflow3.lock)
+ifeq ($(AIRFLOW_MAJOR),2)
+	$(BIN)/uv pip compile $(LOCK_INPUT) --python-version 3.11 --universal \
+		--custom-compile-command "make lock" --quiet -o $(LOCK)
 	cd tests/containers/astro-runtime && ../../../$(BIN)/uv pip compile runtime-packages.txt \
 		--python-version 3.11 --universal --custom-compile-command "make lock" --quiet -o runtime-constraints.txt
+else
+	$(BIN)/uv pip compile $(LOCK_INPUT) --python-version 3.11 --universal \
+		--custom-compile-command "AIRFLOW_MAJOR=3 make lock" --quiet -o $(LOCK)
+endif
 
 seed: $(STAMP) ## Seed the running platform's source database (idempotent; DAYS=21)
 	$(BIN)/python -m localdev.seed --days $(or $(DAYS),21)
