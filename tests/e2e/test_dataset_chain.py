@@ -18,7 +18,7 @@ from localdev.processes import free_port
 from tests.e2e.conftest import DATA, HISTORY_DAYS, business_day
 from tests.pipelines import expected
 
-# A scenario waits on up to three DAG runs in a row; on a busy 2-core machine that takes more
+# A scenario waits on up to three DAG runs in a row; with the other test group beside it on 2 cores that takes more
 # than the suite's 15 minutes per test.
 pytestmark = [pytest.mark.services, pytest.mark.e2e, pytest.mark.xdist_group("e2e"), pytest.mark.timeout(2400)]
 
