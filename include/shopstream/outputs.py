@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from airflow.datasets import Dataset
-
+from include.shopstream.compat import Dataset
 from include.shopstream.names import BUCKET
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow.decorators import task
+from include.shopstream.compat import task
 
 if TYPE_CHECKING:
-    from airflow.models.xcom_arg import XComArg
-
+    from include.shopstream.compat import XComArg
     from include.shopstream.outputs import Output
 
 
