@@ -1,9 +1,9 @@
 """The contract of DESIGN.md: DAG ids, TaskGroups in order, schedules and Dataset wiring."""
 
 import pytest
-from airflow.datasets import Dataset, DatasetAll, DatasetAny
 
 from include.shopstream import datasets
+from include.shopstream.compat import Dataset, DatasetAll, DatasetAny
 
 GOLD = "s3://shopstream/gold/"
 

@@ -3,9 +3,8 @@ announced where its entry says, written where its entry says, and checked by dat
 
 from __future__ import annotations
 
-from airflow.datasets import Dataset
-
 from include.shopstream import outputs
+from include.shopstream.compat import Dataset
 
 PRODUCERS = ("sales_core_pipeline", "inventory_mgmt_pipeline", "analytics_and_reporting_pipeline")
 

@@ -121,6 +121,24 @@ def dataframe(**kwargs):
     return _backend.dataframe(**kwargs)
 
 
+# The steps' work outside a task, on the chosen back-end: what the tests drive without a DAG run.
+
+
+def load_into(path: str, output: str, columns=(), *, filetype: str = "csv", text_as_is: bool = False) -> int:
+    """Replace table ``output`` (``schema.name``) with the rows of the file or folder at ``path``."""
+    return _backend.load_into(path, output, columns, filetype=filetype, text_as_is=text_as_is)
+
+
+def merge_into(target: str, source: str, columns, key):
+    """Merge table ``source`` into ``target`` as ``merge`` does (names as ``schema.name``)."""
+    return _backend.merge_into(target, source, list(columns), list(key))
+
+
+def table_frame(qualified: str):
+    """A table's rows as the DataFrame a ``dataframe`` step receives."""
+    return _backend.table_frame(qualified)
+
+
 def source_table_name(operator) -> str | None:
     """``schema.name`` of the table a merge task reads (as rendered), for naming offending rows."""
     return _backend.source_table_name(operator)

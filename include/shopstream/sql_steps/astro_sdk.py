@@ -12,8 +12,10 @@ from astro.dataframes.load_options import PandasLoadOptions
 from astro.files import File
 from astro.table import Metadata
 from astro.table import Table as SdkTable
+from sqlalchemy import Column
 
-from include.shopstream.names import LAKE_CONN_ID
+from include.shopstream.names import LAKE_CONN_ID, WAREHOUSE_CONN_ID
+from include.shopstream.sql_steps import Table
 
 FILE_TYPES = {"csv": FileType.CSV, "ndjson": FileType.NDJSON}
 
@@ -86,3 +88,60 @@ def source_table_name(operator) -> str | None:
     if metadata is None or not metadata.schema:
         return None
     return f"{metadata.schema}.{source.name}"
+
+
+# -- The steps' work outside a task (the tests call it): the SDK's own code paths ----------
+
+
+def _named(qualified: str, columns=()) -> SdkTable:
+    schema, name = qualified.split(".", 1)
+    return as_table(Table(name=name, schema=schema, columns=tuple(columns)))
+
+
+def load_into(path: str, output: str, columns=(), *, filetype: str = "csv", text_as_is: bool = False) -> int:
+    from astro.databases import create_database
+    from astro.sql.operators.load_file import LoadFileOperator
+
+    options = {"load_options": TEXT_AS_IS} if text_as_is else {}
+    operator = LoadFileOperator(
+        task_id="load",
+        input_file=File(
+            path=path, conn_id=LAKE_CONN_ID if path.startswith("s3://") else None, filetype=FILE_TYPES[filetype]
+        ),
+        output_table=_named(output, [Column(c.name, c.type) for c in columns]),
+        if_exists="replace",
+        use_native_support=False,
+        **options,
+    )
+    database = create_database(operator.output_table.conn_id)
+    try:
+        operator.load_data_to_table(operator.input_file, context={})
+        return database.row_count(operator.output_table)
+    finally:
+        database.sqlalchemy_engine.dispose()
+
+
+def merge_into(target: str, source: str, columns, key) -> None:
+    from astro.databases.postgres import PostgresDatabase
+
+    database = PostgresDatabase(conn_id=WAREHOUSE_CONN_ID)
+    try:
+        database.merge_table(
+            source_table=_named(source),
+            target_table=_named(target),
+            source_to_target_columns_map={c: c for c in columns},
+            target_conflict_columns=list(key),
+            if_conflicts="update",
+        )
+    finally:
+        database.sqlalchemy_engine.dispose()
+
+
+def table_frame(qualified: str):
+    from astro.databases.postgres import PostgresDatabase
+
+    database = PostgresDatabase(conn_id=WAREHOUSE_CONN_ID)
+    try:
+        return database.export_table_to_pandas_dataframe(_named(qualified))
+    finally:
+        database.sqlalchemy_engine.dispose()
