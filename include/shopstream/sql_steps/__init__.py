@@ -139,6 +139,11 @@ def table_frame(qualified: str):
     return _backend.table_frame(qualified)
 
 
+def lake_path(operator) -> str | None:
+    """The lake path (a URI, maybe a template) a load step reads or an export step writes; else None."""
+    return _backend.lake_path(operator)
+
+
 def source_table_name(operator) -> str | None:
     """``schema.name`` of the table a merge task reads (as rendered), for naming offending rows."""
     return _backend.source_table_name(operator)

@@ -82,6 +82,11 @@ def dataframe(**kwargs):
     return aql.dataframe(**kwargs)
 
 
+def lake_path(operator) -> str | None:
+    file = getattr(operator, "input_file", None) or getattr(operator, "output_file", None)
+    return getattr(file, "path", None)
+
+
 def source_table_name(operator) -> str | None:
     source = getattr(operator, "source_table", None)
     metadata = getattr(source, "metadata", None)

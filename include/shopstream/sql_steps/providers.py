@@ -450,6 +450,10 @@ def _frame_of(value: Any) -> Any:
     return table_frame(qualified) if qualified is not None else value
 
 
+def lake_path(operator) -> str | None:
+    return operator.path if isinstance(operator, LoadFileOperator | ExportFileOperator) else None
+
+
 def source_table_name(operator) -> str | None:
     source = getattr(operator, "source_table", None)
     if isinstance(source, str) and "." in source and "{{" not in source:
