@@ -4,6 +4,9 @@ DAG files and ``include/shopstream`` import these names from here, never from th
 either version, so the same code runs on both. Airflow 3 renamed Datasets to Assets; the project
 keeps its own word, ``Dataset``, for both. ``tests/test_layout.py`` holds every other module to
 this.
+
+Call ``Variable.get(key, default)`` with the default as the second argument: its keyword is
+``default_var`` on Airflow 2 and ``default`` on Airflow 3.
 """
 
 from __future__ import annotations
@@ -82,18 +85,10 @@ __all__ = [
     "XComArg",
     "dag",
     "get_current_context",
-    "get_variable",
     "task",
     "task_group",
     "xcom_value",
 ]
-
-
-def get_variable(key: str, default: str | None = None) -> str | None:
-    """An Airflow Variable's value, or ``default`` when it is not set (the keyword differs by version)."""
-    if AIRFLOW_3:
-        return Variable.get(key, default=default)
-    return Variable.get(key, default_var=default)
 
 
 def xcom_value(ti_key, key: str = "return_value"):

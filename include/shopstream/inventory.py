@@ -131,7 +131,7 @@ def fetch_stock(logical_date=None) -> dict:
     import requests
     from airflow.providers.http.hooks.http import HttpHook
 
-    from include.shopstream.compat import AirflowException, AirflowFailException, get_variable
+    from include.shopstream.compat import AirflowException, AirflowFailException, Variable
     from include.shopstream.lake import lake_hook
     from include.shopstream.names import (
         BUCKET,
@@ -142,8 +142,8 @@ def fetch_stock(logical_date=None) -> dict:
     from include.shopstream.warehouse import data_errors_fail, warehouse_hook
 
     hook = HttpHook(method="GET", http_conn_id=INVENTORY_API_CONN_ID)
-    timeout = float(get_variable(INVENTORY_API_TIMEOUT_VARIABLE, "10"))
-    page_size = int(get_variable(INVENTORY_API_PAGE_SIZE_VARIABLE, "500"))
+    timeout = float(Variable.get(INVENTORY_API_TIMEOUT_VARIABLE, "10"))
+    page_size = int(Variable.get(INVENTORY_API_PAGE_SIZE_VARIABLE, "500"))
     items, page, as_of = [], 1, None
     while page:
         try:

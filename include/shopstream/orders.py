@@ -137,7 +137,7 @@ def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_
     One check for every batch (orders, customers): ``tables["rejected"]`` against ``tables["valid"]``.
     The message names counts and the quarantine file only: the rows themselves may be personal.
     """
-    from include.shopstream.compat import AirflowFailException, get_variable
+    from include.shopstream.compat import AirflowFailException, Variable
     from include.shopstream.names import BAD_ROW_THRESHOLD_VARIABLE, DEFAULT_BAD_ROW_THRESHOLD
     from include.shopstream.warehouse import warehouse_hook
 
@@ -145,7 +145,7 @@ def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_
     bad = hook.get_first(f"SELECT count(*) FROM {tables['rejected']}")[0]
     good = hook.get_first(f"SELECT count(*) FROM {tables['valid']}")[0]
     total = bad + good
-    raw_threshold = get_variable(BAD_ROW_THRESHOLD_VARIABLE, str(DEFAULT_BAD_ROW_THRESHOLD))
+    raw_threshold = Variable.get(BAD_ROW_THRESHOLD_VARIABLE, str(DEFAULT_BAD_ROW_THRESHOLD))
     try:
         threshold = float(raw_threshold)
     except ValueError:

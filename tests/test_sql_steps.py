@@ -1,0 +1,163 @@
+"""The SQL steps' back-ends: which one runs, and the parts of each that need no database."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from include.shopstream import pg, sql_steps
+from include.shopstream.compat import AIRFLOW_3
+from include.shopstream.sql_steps import BackendError, choose_backend
+
+
+def test_the_sdk_is_the_default_where_it_runs_and_the_providers_elsewhere():
+    assert choose_backend(None, airflow_3=False, sdk_installed=True) == "astro"
+    assert choose_backend("", airflow_3=False, sdk_installed=True) == "astro"
+    assert choose_backend(None, airflow_3=False, sdk_installed=False) == "providers"
+    assert choose_backend(None, airflow_3=True, sdk_installed=True) == "providers"
+    assert choose_backend(None, airflow_3=True, sdk_installed=False) == "providers"
+
+
+def test_the_environment_variable_chooses_when_set():
+    assert choose_backend("providers", airflow_3=False, sdk_installed=True) == "providers"
+    assert choose_backend(" Providers ", airflow_3=True, sdk_installed=False) == "providers"
+    assert choose_backend("astro", airflow_3=False, sdk_installed=True) == "astro"
+
+
+@pytest.mark.parametrize(
+    ("requested", "airflow_3", "installed", "message"),
+    [
+        ("astro", True, True, "does not run on Airflow 3"),
+        ("astro", False, False, "is not installed"),
+        ("sdk", False, True, "expected one of astro, providers"),
+    ],
+)
+def test_a_back_end_that_cannot_run_here_is_refused_with_the_reason(requested, airflow_3, installed, message):
+    with pytest.raises(BackendError, match=message):
+        choose_backend(requested, airflow_3=airflow_3, sdk_installed=installed)
+
+
+def test_this_process_runs_the_back_end_its_environment_chooses():
+    assert choose_backend(os.environ.get(sql_steps.BACKEND_VARIABLE)) == sql_steps.BACKEND
+    if AIRFLOW_3:
+        assert sql_steps.BACKEND == "providers"
+
+
+def test_a_staging_table_is_the_runs_own_and_a_gold_table_is_named_as_is():
+    staged = sql_steps.table("orders_raw", "staging")
+    gold = sql_steps.table("orders")
+    names = {
+        "astro": lambda t: (t.metadata.schema, t.name, t.conn_id),
+        "providers": lambda t: (t.schema, t.name, t.conn_id),
+    }[sql_steps.BACKEND]
+    schema, name, conn_id = names(staged)
+    assert (schema, conn_id) == ("staging", "shopstream_warehouse")
+    assert name.startswith("orders_raw__{{ macros.uuid.uuid5(")
+    assert names(gold) == ("gold", "orders", "shopstream_warehouse")
+
+
+# The providers' back-end: what it does without a database.
+
+
+def test_a_transform_template_gets_tables_as_identifiers_and_other_values_bound():
+    from include.shopstream.sql_steps.providers import render_sql
+
+    template = "SELECT * FROM {{ orders }} WHERE day = {{ day }} AND note LIKE '50%' AND t = {{ other }}"
+    statement, values = render_sql(
+        template,
+        {"orders": {"table": "staging.orders_valid__abc"}, "day": "2026-11-23", "other": sql_steps.Table("x", "gold")},
+    )
+    assert statement == (
+        'SELECT * FROM "staging"."orders_valid__abc" WHERE day = %(day)s AND note LIKE \'50%%\' AND t = "gold"."x"'
+    )
+    assert values == {"day": "2026-11-23"}
+
+
+def test_a_transform_template_naming_an_unknown_parameter_fails():
+    import jinja2
+
+    from include.shopstream.sql_steps.providers import render_sql
+
+    with pytest.raises(jinja2.UndefinedError):
+        render_sql("SELECT * FROM {{ missing }}", {})
+
+
+def test_a_hostile_table_name_stays_one_identifier():
+    from include.shopstream.sql_steps.providers import render_sql
+
+    statement, _ = render_sql("SELECT 1 FROM {{ t }}", {"t": {"table": 'staging.x"; DROP TABLE gold.orders; --'}})
+    assert statement == 'SELECT 1 FROM "staging"."x""; DROP TABLE gold.orders; --"'
+
+
+def test_a_steps_table_is_known_in_each_shape_it_arrives_in():
+    from include.shopstream.sql_steps.providers import resolved_table
+
+    assert resolved_table(sql_steps.Table("orders", "gold")) == "gold.orders"
+    assert resolved_table({"table": "staging.orders_valid__abc"}) == "staging.orders_valid__abc"
+    assert resolved_table("2026-11-23") is None
+    assert resolved_table({"table": "x", "rows": 3}) is None
+
+
+def test_a_merges_source_is_named_for_data_errors_once_rendered():
+    from include.shopstream.sql_steps.providers import source_table_name
+
+    assert source_table_name(SimpleNamespace(source_table={"table": "staging.orders_valid__abc"})) == (
+        "staging.orders_valid__abc"
+    )
+    assert source_table_name(SimpleNamespace(source_table="staging.customers_valid__abc")) == (
+        "staging.customers_valid__abc"
+    )
+    assert source_table_name(SimpleNamespace(source_table="staging.x__{{ run_id }}")) is None
+    assert source_table_name(SimpleNamespace()) is None
+
+
+def test_an_export_refuses_a_format_it_cannot_tell():
+    from include.shopstream.sql_steps.providers import export_to
+
+    with pytest.raises(ValueError, match=r"expected \.csv or \.parquet"):
+        export_to("gold.orders", "s3://shopstream/gold/orders/orders.json")
+
+
+def test_a_local_folder_is_read_part_by_part_in_order(tmp_path):
+    from include.shopstream.sql_steps.providers import lake_objects
+
+    for name in ("part-00001.csv", "part-00000.csv"):
+        (tmp_path / name).write_text("a\n1\n")
+    assert lake_objects(str(tmp_path)) == [str(tmp_path / "part-00000.csv"), str(tmp_path / "part-00001.csv")]
+    assert lake_objects(str(tmp_path / "part-00001.csv")) == [str(tmp_path / "part-00001.csv")]
+
+
+# Data errors are told by SQLSTATE, so that psycopg2 and psycopg 3 errors are judged alike.
+
+
+@pytest.mark.parametrize(
+    ("state", "data_error", "constraint_or_data"),
+    [("23502", False, True), ("23505", False, True), ("22P02", True, True), ("22003", True, True),
+     ("08006", False, False), ("57014", False, False), (None, False, False)],
+)  # fmt: skip
+def test_constraint_and_data_errors_are_told_by_their_sqlstate_class(state, data_error, constraint_or_data):
+    error = SimpleNamespace(diag=SimpleNamespace(sqlstate=state))
+    assert pg.is_data_exception(error) is data_error
+    assert pg.is_constraint_or_data_error(error) is constraint_or_data
+
+
+def test_the_drivers_error_is_found_behind_a_wrapper():
+    import psycopg2
+
+    inner = psycopg2.errors.NotNullViolation("null value in column")
+    wrapper = RuntimeError("the merge failed")
+    wrapper.__cause__ = inner
+    assert pg.database_error(wrapper) is inner
+    assert pg.database_error(SimpleNamespace(orig=inner, __cause__=None, __context__=None)) is inner
+    assert pg.database_error(ValueError("no database here")) is None
+
+
+def test_a_psycopg3_error_is_found_too():
+    psycopg = pytest.importorskip("psycopg")
+
+    inner = psycopg.errors.CheckViolation("breaks a check")
+    wrapper = RuntimeError("wrapped")
+    wrapper.__context__ = inner
+    assert pg.database_error(wrapper) is inner
