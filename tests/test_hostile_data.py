@@ -4,10 +4,10 @@ Each example is a source database (customers, products, orders) that mixes good 
 nulls, empty texts, references to nothing, extreme values within the source's types, text with
 quotes, commas, newlines and emoji, duplicated order ids and updates on the data interval's
 edges, over a gold.customers that may already hold some of the customers from an earlier day. It
-runs, on real Postgres, what the pipelines run: the extract's COPY, the Astro SDK's load of the
-all-text staging tables, the contract check and threshold tasks themselves (customers, then
-orders), the SDK's merges, then customer_360, daily_reports, weekly_analytics and the customer
-features. Invariants:
+runs, on real Postgres, what the pipelines run: the extract's COPY, the SQL back-end's load of
+the all-text staging tables (the Astro SDK's, or the providers' with SHOPSTREAM_SQL_BACKEND=providers),
+the contract check and threshold tasks themselves (customers, then orders), the back-end's merges,
+then customer_360, daily_reports, weekly_analytics and the customer features. Invariants:
 
 - every extracted customer is in gold.customers with equal values or in the customers'
   quarantine with a reason, never both and never neither; a quarantined customer that gold
