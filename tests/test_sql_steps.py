@@ -161,3 +161,131 @@ def test_a_psycopg3_error_is_found_too():
     wrapper = RuntimeError("wrapped")
     wrapper.__context__ = inner
     assert pg.database_error(wrapper) is inner
+
+
+# Both back-ends on a real warehouse (embedded Postgres): the same tables from the same files.
+
+CUSTOMERS_CSV = (
+    "customer_id,email,full_name,country,created_at,updated_at\n"
+    '1,a@example.com,"Smith, ""J""",NA,2026-11-01T00:00:00Z,2026-11-02T00:00:00Z\n'
+    '2,,007,"",2026-11-01T00:00:00Z,2026-11-01T00:00:00Z\n'
+    '3,c@example.com,"two\nlines",null,2026-11-01T00:00:00Z,2026-11-01T00:00:00Z\n'
+)
+PRODUCTS_CSV = "sku,product_id,name,category,unit_price\nA1,1,Widget,toys,9.99\nB2,2,Gadget,tools,1.5\n"
+STOCK_NDJSON = (
+    '{"sku": "A1", "warehouse": "w1", "on_hand": 5, "reserved": 1, "as_of": "2026-11-23T02:00:00Z"}\n'
+    '{"sku": "B2", "warehouse": "w1", "on_hand": 0, "reserved": 0, "as_of": "2026-11-23T02:00:00Z"}\n'
+)
+
+
+@pytest.fixture(scope="module")
+def warehouse_db(pg_server):
+    from include.shopstream.names import WAREHOUSE_CONN_ID, sql
+
+    pg_server.ensure_database("sql_steps")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}", pg_server.url("sql_steps"))
+        from include.shopstream.warehouse import warehouse_hook
+
+        warehouse_hook().run(sql("warehouse_schema.sql"))
+        yield warehouse_hook()
+
+
+def back_ends():
+    """The back-end modules this profile can run: the providers', and the SDK's where it installs."""
+    import importlib
+
+    modules = [importlib.import_module("include.shopstream.sql_steps.providers")]
+    if not AIRFLOW_3 and importlib.util.find_spec("astro") is not None:
+        modules.append(importlib.import_module("include.shopstream.sql_steps.astro_sdk"))
+    return modules
+
+
+def table_state(hook, table: str) -> tuple[list, list]:
+    schema, name = table.split(".")
+    types = hook.get_records(
+        "SELECT column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        parameters=(schema, name),
+    )
+    return [tuple(t) for t in types], [tuple(r) for r in hook.get_records(f"SELECT * FROM {table} ORDER BY 1")]
+
+
+@pytest.mark.services
+def test_each_back_end_loads_the_same_rows_and_types(warehouse_db, tmp_path):
+    from sqlalchemy import Column, DateTime, Integer, Text
+
+    (tmp_path / "customers").mkdir()
+    (tmp_path / "customers" / "part-00000.csv").write_text(CUSTOMERS_CSV)
+    (tmp_path / "products.csv").write_text(PRODUCTS_CSV)
+    (tmp_path / "stock.ndjson").write_text(STOCK_NDJSON)
+    text = [Column(c, Text) for c in ("customer_id", "email", "full_name", "country", "created_at", "updated_at")]
+    stock = [Column("sku", Text), Column("warehouse", Text), Column("on_hand", Integer), Column("reserved", Integer)]
+    stock.append(Column("as_of", DateTime(timezone=True)))
+    states = {}
+    for backend in back_ends():
+        name = backend.__name__.rsplit(".", 1)[-1]
+        backend.load_into(str(tmp_path / "customers"), f"staging.customers_{name}", text, text_as_is=True)
+        backend.load_into(str(tmp_path / "products.csv"), f"staging.products_{name}")
+        backend.load_into(str(tmp_path / "stock.ndjson"), f"staging.stock_{name}", stock, filetype="ndjson")
+        states[name] = [table_state(warehouse_db, f"staging.{t}_{name}") for t in ("customers", "products", "stock")]
+    customers, products, stock_rows = states["providers"]
+    # Every value as the text it is ("NA", "null", "007", a quoted newline); an empty field, quoted or not, NULL.
+    assert [row[1:4] for row in customers[1]] == [
+        ("a@example.com", 'Smith, "J"', "NA"),
+        (None, "007", None),
+        ("c@example.com", "two\nlines", "null"),
+    ]
+    assert [t for _, t in products[0]] == ["text", "bigint", "text", "text", "double precision"]
+    assert [t for _, t in stock_rows[0]] == ["text", "text", "integer", "integer", "timestamp with time zone"]
+    if "astro_sdk" in states:
+        assert states["astro_sdk"] == states["providers"]
+
+
+@pytest.mark.services
+def test_each_back_end_merges_and_exports_alike(warehouse_db, tmp_path):
+    import pandas as pd
+
+    columns = ["sku", "warehouse", "on_hand", "reserved", "available", "as_of", "loaded_at"]
+    warehouse_db.run(
+        "DROP TABLE IF EXISTS staging.stock_in; CREATE TABLE staging.stock_in AS SELECT * FROM (VALUES"
+        " ('A1', 'w1', 5, 1, 4, '2026-11-23T02:00:00Z'::timestamptz, now()),"
+        " ('C3', 'w2', 7, 0, 7, '2026-11-23T02:00:00Z'::timestamptz, now())) AS v(" + ", ".join(columns) + ")"
+    )
+    results = {}
+    for backend in back_ends():
+        name = backend.__name__.rsplit(".", 1)[-1]
+        warehouse_db.run(
+            "TRUNCATE gold.inventory; INSERT INTO gold.inventory VALUES"
+            " ('A1', 'w0', 1, 0, 1, '2026-11-22T02:00:00Z', now()),"
+            " ('B2', 'w0', 2, 0, 2, '2026-11-22T02:00:00Z', now())"
+        )
+        backend.merge_into("gold.inventory", "staging.stock_in", columns, ["sku"])
+        merged = warehouse_db.get_records("SELECT sku, warehouse, on_hand FROM gold.inventory ORDER BY sku")
+        if name == "providers":
+            backend.export_to("staging.stock_in", str(tmp_path / f"{name}.csv"))
+        else:  # the SDK writes a table's CSV through pandas, to a local file as to the lake
+            from astro.files import File
+
+            from include.shopstream.sql_steps.astro_sdk import _named
+
+            backend.table_frame("staging.stock_in")  # the same read the SDK's export makes
+            from astro.databases import create_database
+
+            database = create_database(warehouse_db.postgres_conn_id)
+            try:
+                database.export_table_to_file(
+                    _named("staging.stock_in"), File(str(tmp_path / f"{name}.csv")), if_exists="replace"
+                )
+            finally:
+                database.sqlalchemy_engine.dispose()
+        exported = pd.read_csv(tmp_path / f"{name}.csv")
+        results[name] = (merged, exported[["sku", "warehouse", "on_hand"]].to_dict("records"))
+    merged, exported = results["providers"]
+    assert [tuple(r) for r in merged] == [("A1", "w1", 5), ("B2", "w0", 2), ("C3", "w2", 7)]
+    assert exported == [
+        {"sku": "A1", "warehouse": "w1", "on_hand": 5},
+        {"sku": "C3", "warehouse": "w2", "on_hand": 7},
+    ]
+    if "astro_sdk" in results:
+        assert results["astro_sdk"] == results["providers"]
