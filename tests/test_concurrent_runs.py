@@ -19,7 +19,9 @@ T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def render(template: str, dag_id: str, run_id: str) -> str:
-    from airflow import DAG, macros
+    from airflow import macros
+
+    from include.shopstream.compat import DAG
 
     dag = DAG(dag_id, start_date=T0, schedule=None)
     return dag.get_template_env().from_string(template).render(dag=dag, run_id=run_id, macros=macros)
@@ -43,9 +45,11 @@ def test_a_run_key_renders_as_python_computes_it_and_differs_between_runs():
 def test_the_sdk_renders_a_staging_tables_name_for_the_run_and_leaves_gold_as_it_is():
     """Airflow renders the nested ``Table.name`` template field of an SDK operator (what the task
     runner does before ``execute``); a gold table's name has nothing to render."""
-    from airflow import DAG, macros
+    from airflow import macros
     from astro import sql as aql
     from astro.files import File
+
+    from include.shopstream.compat import DAG
 
     with DAG("sales_core_pipeline", start_date=T0, schedule=None) as dag:
         load = aql.load_file(

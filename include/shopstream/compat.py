@@ -17,15 +17,7 @@ AIRFLOW_3 = int(AIRFLOW_VERSION.split(".", 1)[0]) >= 3
 
 if AIRFLOW_3:
     from airflow.sdk import (
-        Asset as Dataset,
-    )
-    from airflow.sdk import (
-        AssetAll as DatasetAll,
-    )
-    from airflow.sdk import (
-        AssetAny as DatasetAny,
-    )
-    from airflow.sdk import (
+        DAG,
         BaseHook,
         BaseOperator,
         BaseOperatorLink,
@@ -38,6 +30,15 @@ if AIRFLOW_3:
         get_current_context,
         task,
         task_group,
+    )
+    from airflow.sdk import (
+        Asset as Dataset,
+    )
+    from airflow.sdk import (
+        AssetAll as DatasetAll,
+    )
+    from airflow.sdk import (
+        AssetAny as DatasetAny,
     )
     from airflow.sdk.definitions.mappedoperator import MappedOperator
     from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -53,6 +54,7 @@ else:
     from airflow.models import Variable
     from airflow.models.baseoperator import BaseOperator
     from airflow.models.baseoperatorlink import BaseOperatorLink
+    from airflow.models.dag import DAG
     from airflow.models.mappedoperator import MappedOperator
     from airflow.models.xcom_arg import XComArg
     from airflow.operators.python import get_current_context
@@ -66,6 +68,7 @@ else:
 __all__ = [
     "AIRFLOW_3",
     "AIRFLOW_VERSION",
+    "DAG",
     "EVENT_TRIGGERED",
     "TRIGGERING_EVENTS",
     "AirflowException",
