@@ -304,9 +304,13 @@ def export_to(source: Any, path: str) -> int:
         else:
             engine = _hook().get_sqlalchemy_engine()
             try:
-                return export_query_to_parquet(engine, f"SELECT * FROM {_quoted(qualified)}", {}, _local_or_key(path))
+                rows = export_query_to_parquet(engine, f"SELECT * FROM {_quoted(qualified)}", {}, _local_or_key(path))
             finally:
                 engine.dispose()
+            if rows:
+                return rows
+            # No batch, no schema: an empty table is written as the SDK writes it, through pandas.
+            table_frame(qualified).to_parquet(local.name)
         if path.startswith("s3://"):
             upload(local.name, path)
         else:
