@@ -15,8 +15,8 @@ from include.shopstream.names import STAGING, WAREHOUSE_CONN_ID, sql
 
 # Staging tables belong to one DAG run: two runs at once (a backfill beside the scheduler, a manual
 # trigger, `airflow dags test`) would otherwise load, check and merge each other's rows. A run's
-# tables end in ``__`` and a key of its DAG and run id; Airflow renders the key (the SDK's
-# tables' names are template fields, and so are the arguments of a ``@task``), and a retry or a
+# tables end in ``__`` and a key of its DAG and run id; Airflow renders the key (the SQL steps'
+# table names are template fields, and so are the arguments of a ``@task``), and a retry or a
 # cleared task of the same run finds the same tables.
 RUN_KEY_LENGTH = 12
 RUN_KEY_TEMPLATE = (
