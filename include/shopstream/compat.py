@@ -6,7 +6,9 @@ keeps its own word, ``Dataset``, for both. ``tests/test_layout.py`` holds every 
 this.
 
 Call ``Variable.get(key, default)`` with the default as the second argument: its keyword is
-``default_var`` on Airflow 2 and ``default`` on Airflow 3.
+``default_var`` on Airflow 2 and ``default`` on Airflow 3. The context entry a producer sets an
+event's extra on, ``outlet_events[dataset].extra``, has the same name and use on both; the entry
+with the events that triggered a run does not (``TRIGGERING_EVENTS``).
 """
 
 from __future__ import annotations
