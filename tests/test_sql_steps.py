@@ -289,3 +289,12 @@ def test_each_back_end_merges_and_exports_alike(warehouse_db, tmp_path):
     ]
     if "astro_sdk" in results:
         assert results["astro_sdk"] == results["providers"]
+
+
+def test_an_error_raised_by_hand_is_judged_by_its_class():
+    """No server, no SQLSTATE: psycopg2's class says what the SQLSTATE would have."""
+    import psycopg2
+
+    assert pg.is_constraint_or_data_error(psycopg2.errors.UniqueViolation("duplicate key"))
+    assert pg.is_data_exception(psycopg2.errors.InvalidTextRepresentation("invalid input"))
+    assert not pg.is_constraint_or_data_error(psycopg2.OperationalError("connection lost"))

@@ -9,6 +9,8 @@ classes live elsewhere. These helpers look at the connection, not at the Airflow
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from types import ModuleType
 from typing import IO
 
@@ -65,21 +67,18 @@ def copy_in(cur, statement: str, file: IO[bytes]) -> int:
     return max(cur.rowcount, 0)
 
 
-def _driver_errors() -> tuple[type, ...]:
-    errors = []
-    try:
-        import psycopg2
+def _drivers() -> list[ModuleType]:
+    """The installed drivers: psycopg2, psycopg (3), or both."""
+    drivers = []
+    for name in ("psycopg2", "psycopg"):
+        with contextlib.suppress(ImportError):
+            drivers.append(importlib.import_module(name))
+    return drivers
 
-        errors.append(psycopg2.Error)
-    except ImportError:
-        pass
-    try:
-        import psycopg
 
-        errors.append(psycopg.Error)
-    except ImportError:
-        pass
-    return tuple(errors)
+def _driver_errors(kind: str = "Error") -> tuple[type, ...]:
+    """The DB-API error class ``kind`` (``Error``, ``DataError``, ``IntegrityError``) of each installed driver."""
+    return tuple(getattr(driver, kind) for driver in _drivers())
 
 
 def database_error(error: BaseException | None):
@@ -98,9 +97,11 @@ def database_error(error: BaseException | None):
 
 
 def sqlstate(database_error) -> str | None:
-    """The five-character SQLSTATE of a driver's error (both drivers show it on ``diag``)."""
+    """The five-character SQLSTATE of a driver's error (both drivers show it on ``diag``; psycopg 3's
+    error classes carry it too)."""
     diag = getattr(database_error, "diag", None)
-    return getattr(diag, "sqlstate", None) or getattr(database_error, "pgcode", None) or None
+    found = getattr(diag, "sqlstate", None) or getattr(database_error, "pgcode", None)
+    return found or getattr(database_error, "sqlstate", None) or None
 
 
 # SQLSTATE classes: 22 data exception (a value that does not fit its type, an overflow, a division
@@ -110,9 +111,20 @@ DATA_EXCEPTION = "22"
 INTEGRITY_CONSTRAINT_VIOLATION = "23"
 
 
+def _of_class(database_error, state_class: str, kind: str) -> bool:
+    state = sqlstate(database_error)
+    if state:
+        return state[:2] == state_class
+    # An error the driver did not get from the server (raised by hand) has no SQLSTATE: its
+    # DB-API class says the same, for both drivers.
+    return isinstance(database_error, _driver_errors(kind))
+
+
 def is_data_exception(database_error) -> bool:
-    return (sqlstate(database_error) or "")[:2] == DATA_EXCEPTION
+    return _of_class(database_error, DATA_EXCEPTION, "DataError")
 
 
 def is_constraint_or_data_error(database_error) -> bool:
-    return (sqlstate(database_error) or "")[:2] in (DATA_EXCEPTION, INTEGRITY_CONSTRAINT_VIOLATION)
+    return is_data_exception(database_error) or _of_class(
+        database_error, INTEGRITY_CONSTRAINT_VIOLATION, "IntegrityError"
+    )
