@@ -72,7 +72,8 @@ def connect():
     callback sends two alerts and looks up an incident, and each would wait out the timeout.
     """
     import psycopg2
-    from airflow.hooks.base import BaseHook
+
+    from include.shopstream.compat import BaseHook
 
     global _unreachable_until
     if time.monotonic() < _unreachable_until:
@@ -485,7 +486,7 @@ def housekeeping() -> dict[str, Any]:
 
 def redeliver_alerts_task():
     """The alert_redelivery DAG's one task (a factory: the decorator needs Airflow at import)."""
-    from airflow.decorators import task
+    from include.shopstream.compat import task
 
     @task(task_id=OUTBOX_TASK)
     def redeliver_alerts() -> dict[str, Any]:

@@ -12,11 +12,8 @@ import json
 import logging
 from collections import Counter
 
-from airflow.decorators import task
-from airflow.exceptions import AirflowFailException
-from airflow.utils.trigger_rule import TriggerRule
-
 from include.shopstream import alerting, links
+from include.shopstream.compat import AirflowFailException, TriggerRule, task
 from include.shopstream.quality import CHOOSER
 
 log = logging.getLogger(__name__)
