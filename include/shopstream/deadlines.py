@@ -56,7 +56,7 @@ class Deadline:
     # After scheduler downtime a check also judges the deadlines no check saw, but only this far
     # back: older days are history, not something on-call can still act on.
     look_back: timedelta = timedelta(days=3)
-    # The Dataset the deadline's task records when it is done: the check task's inlet, whose
+    # The Dataset the deadline's task records when it is done: the check task's inlet on Airflow 3, whose
     # events tell on Airflow 3 when the data was done (run_states.runs_of_intervals).
     announces: Any = field(default=None, compare=False)
 
@@ -394,7 +394,7 @@ def check_failed(context) -> None:
 
 # The Datasets the deadlines' tasks record are the check's inlets: their events say when the
 # data was done (run_states reads them on Airflow 3).
-@task(inlets=[d.announces for d in DEADLINES if d.announces is not None])
+@task(inlets=run_states.event_inlets(*(d.announces for d in DEADLINES)))
 def check_deadline(name: str, logical_date=None, dag_run=None, ti=None) -> list[str]:
     """Judge the deadline ``name`` for the dates due up to this run's logical date; see ``enforce``."""
     deadline = next(d for d in DEADLINES if d.name == name)

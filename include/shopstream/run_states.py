@@ -185,6 +185,15 @@ def count_runs(
         return session.scalar(query) or 0
 
 
+def event_inlets(*datasets) -> list:
+    """The inlets a task declares to read ``datasets``' events: on Airflow 3 only, which needs them.
+
+    Airflow 2.10 reads the events from the database without them, and its lineage would push
+    the inlets as XComs of the task beside its return value.
+    """
+    return [d for d in datasets if d is not None] if AIRFLOW_3 else []
+
+
 def dataset_events(dataset, *, after: datetime | None = None, limit: int | None = None, context=None) -> list[Event]:
     """The events of ``dataset``, an inlet of the running task, oldest first (after ``after``)."""
     accessor = _context(context)["inlet_events"][dataset]
