@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from include.shopstream.compat import AIRFLOW_3
+from include.shopstream.compat import AIRFLOW_3, get_current_context
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,7 @@ class Since:
 def _context(context) -> dict:
     if context is not None:
         return context
-    if AIRFLOW_3:
-        from airflow.sdk import get_current_context
-
-        return get_current_context()
-    from airflow.operators import python  # Airflow 2's home of it
-
-    return python.get_current_context()  # noqa: AIR301 (the Airflow 2 back-end only)
+    return get_current_context()
 
 
 def _ti(context):
