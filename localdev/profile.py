@@ -119,6 +119,11 @@ class Profile:
             "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
         }
 
+    def trigger_args(self, dag_id: str, logical_date: datetime, run_id: str) -> list[str]:
+        """``airflow dags trigger`` of one run at ``logical_date``."""
+        flag = "--exec-date" if self.major == 2 else "--logical-date"
+        return ["dags", "trigger", dag_id, flag, logical_date.isoformat(), "--run-id", run_id]
+
     def parse_once_env(self) -> dict[str, str]:
         """Settings that parse each DAG file once rather than every 30 s (the tests' DAGs do not change)."""
         return {"AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "3600"}
@@ -308,7 +313,11 @@ def call_api(
     starts with ``/`` and names no API (``/health``) is the profile's health endpoint.
     """
     url = f"{base_url}{profile.health_path}" if path == "/health" else f"{base_url}{profile.api_prefix}{path}"
-    headers = {"Content-Type": "application/json", **profile.auth_headers(base_url, user, password)}
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        **profile.auth_headers(base_url, user, password),
+    }
     request = urllib.request.Request(
         url, method=method, data=None if body is None else json.dumps(body).encode(), headers=headers
     )
