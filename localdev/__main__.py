@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         stack.prepare_airflow()
         names = ", ".join(p.args[0] for p in stack.profile.processes)
         print(f"starting {stack.profile.label} ({names}; LocalExecutor)...", flush=True)
-        stack.start_airflow()
+        import_errors = stack.start_airflow()
+        for name, error in sorted(import_errors.items()):
+            print(f"warning: {name} does not import, its DAG is not running: {error}", flush=True)
         history = stack.start_backfill(history_days)
         print(
             f"\nShopStream is up: http://localhost:{stack.ports.webserver}  (login {ADMIN_USER} / {ADMIN_PASSWORD})\n"

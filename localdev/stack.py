@@ -383,9 +383,13 @@ class Stack:
         """
         self.airflow("dags", "reserialize", env=env, what="registering the DAGs and their Datasets")
 
-    def start_airflow(self) -> None:
+    def start_airflow(self) -> dict[str, str]:
         """The profile's Airflow processes (localdev/profile.py) and the log server; wait until the
-        health endpoint says every part is healthy and the REST API lists every DAG."""
+        health endpoint says every part is healthy and the REST API lists every DAG.
+
+        A DAG file that does not import counts as there once its import error is: returns those
+        errors (file name -> the error's last line), for the terminal.
+        """
         env = self.airflow_env()
         self.register_dags(env)
         self._track(self.start_scheduler(env))
@@ -398,14 +402,20 @@ class Stack:
         self._track(web)
 
         expected = dag_ids(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]))
+        errors: dict[str, str] = {}
 
         def up() -> bool:
             # Healthy, and every DAG parsed: the scheduler registers them some seconds after /health.
             if not self.healthy():
                 return False
-            return expected <= self.listed_dag_ids()
+            missing = expected - self.listed_dag_ids()
+            if missing:
+                errors.clear()
+                errors.update(self.import_errors())
+            return missing <= {Path(name).stem for name in errors}
 
         wait_until(up, web, timeout=240, what=f"healthy, with the REST API listing all {len(expected)} DAGs")
+        return errors
 
     def healthy(self) -> bool:
         """Whether the web process's health endpoint says every part of this profile is healthy."""
@@ -415,6 +425,14 @@ class Stack:
     def listed_dag_ids(self) -> set[str]:
         """The DAG ids the REST API lists."""
         return {dag["dag_id"] for dag in self.api("GET", "/dags?limit=100")["dags"]}
+
+    def import_errors(self) -> dict[str, str]:
+        """DAG files that do not import, as the REST API lists them: file name -> the error's last line."""
+        errors = {}
+        for error in self.api("GET", "/importErrors?limit=100")["import_errors"]:
+            lines = (error.get("stack_trace") or "").strip().splitlines()
+            errors[Path(error["filename"]).name] = lines[-1] if lines else ""
+        return errors
 
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
         """One call to the REST API (``/api/v1`` or ``/api/v2`` + ``path``) as the admin user."""
@@ -487,6 +505,8 @@ class Stack:
         )
 
     def _spawn_backfill(self, history: backfill.Backfill, days: list[datetime]) -> None:
+        if not self.profile.backfill_is_a_process and self.backfill_running():
+            return  # Airflow 3: a backfill recorded by an earlier run; the scheduler carries it on
         for run_id in history.unfinished_run_ids():
             # Left running by a backfill that was stopped: failed, so that the backfill redoes it.
             self.api("PATCH", f"/dags/{backfill.DAG_ID}/dagRuns/{run_id}", {"state": "failed"})
