@@ -302,8 +302,7 @@ def consumer():
     read_file()
 
 
-producer()
-consumer()
+{call}()
 '''
 PRODUCER, CONSUMER = "stand_in_writer", "stand_in_reader"
 
@@ -333,8 +332,17 @@ def test_the_stack_runs_stand_in_dags_and_serves_their_logs(tmp_path):
     dags, out = tmp_path / "dags", tmp_path / "out"
     dags.mkdir()
     out.mkdir()
-    (dags / "stand_in.py").write_text(textwrap.dedent(STAND_IN_DAGS.format(producer=PRODUCER, consumer=CONSUMER)))
-    env = run_env(tmp_path / "state", SHOPSTREAM_DAGS_FOLDER=str(dags), SHOPSTREAM_STAND_IN_OUT=str(out))
+    for dag_id, call in ((PRODUCER, "producer"), (CONSUMER, "consumer")):  # one DAG per file, named as it
+        source = STAND_IN_DAGS.format(producer=PRODUCER, consumer=CONSUMER, call=call)
+        (dags / f"{dag_id}.py").write_text(textwrap.dedent(source))
+    plugins = tmp_path / "plugins"  # none: the project's cluster policy and links are not under test
+    plugins.mkdir()
+    env = run_env(
+        tmp_path / "state",
+        SHOPSTREAM_DAGS_FOLDER=str(dags),
+        SHOPSTREAM_PLUGINS_FOLDER=str(plugins),
+        SHOPSTREAM_STAND_IN_OUT=str(out),
+    )
     base = f"http://127.0.0.1:{env['SHOPSTREAM_WEBSERVER_PORT']}"
 
     def api(method: str, path: str, body: dict | None = None) -> dict:
