@@ -8,10 +8,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3 || echo python3.11
 AIRFLOW_MAJOR ?= 2
 ifeq ($(AIRFLOW_MAJOR),2)
 VENV := .venv
+STATE := .local
 LOCK := requirements.lock
 LOCK_INPUT := requirements-dev.in
 else ifeq ($(AIRFLOW_MAJOR),3)
 VENV := .venv-airflow3
+STATE := .local-airflow3
 LOCK := requirements-airflow3.lock
 LOCK_INPUT := requirements-airflow3.in
 else
@@ -39,14 +41,14 @@ $(STAMP): $(LOCK)
 
 venv: $(STAMP) ## Create the profile's virtualenv from its lock (.venv; AIRFLOW_MAJOR=3: .venv-airflow3)
 
-run: $(STAMP) ## Start Postgres, mocked S3, the inventory API simulator and Airflow on http://localhost:8080
+run: $(STAMP) ## Start Postgres, mocked S3, the inventory API simulator and Airflow on http://localhost:8080 (AIRFLOW_MAJOR=3: Airflow 3.3)
 	$(BIN)/python -m localdev run
 
 stop: ## Stop a platform started by `make run` (from another terminal)
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m localdev stop; else echo "nothing was running"; fi
 
-clean: stop ## Stop the platform and delete its state (.local/: databases, S3 snapshot, logs)
-	rm -rf .local
+clean: stop ## Stop the platform and delete its state (.local/; AIRFLOW_MAJOR=3: .local-airflow3/)
+	rm -rf $(STATE)
 
 test: $(STAMP) ## Run the whole test suite (TEST_WORKERS=2 pytest-xdist workers; 0 runs them in this process)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
