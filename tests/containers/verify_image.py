@@ -281,7 +281,7 @@ def loopback_ports(source: Path, folder: Path) -> Path:
 class Stack:
     """A compose stack of the image plus docker-compose.override.yml: by default the astro-dev equivalent."""
 
-    def __init__(self, stack_file: Path | None = None, project: str = COMPOSE_PROJECT, env: dict | None = None) -> None:
+    def __init__(self, stack_file: Path | None = None, project: str | None = None, env: dict | None = None) -> None:
         self.folder = tempfile.TemporaryDirectory(prefix="shopstream-compose-")
         sources = [stack_file or PROFILE.compose, PROJECT / "docker-compose.override.yml"]
         files = [loopback_ports(source, Path(self.folder.name)) for source in sources]
@@ -290,7 +290,7 @@ class Stack:
             if run("docker", "compose", "version", capture=True, check=False).returncode == 0
             else ["docker-compose"]
         )
-        self.compose = [*compose, "--project-name", project, "--project-directory", str(PROJECT)]
+        self.compose = [*compose, "--project-name", project or COMPOSE_PROJECT, "--project-directory", str(PROJECT)]
         for file in files:
             self.compose += ["-f", str(file)]
         self.env = {**os.environ, "SHOPSTREAM_IMAGE": IMAGE, **(env or {})}
@@ -682,7 +682,7 @@ def check_smoke() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global PROFILE, IMAGE
+    global PROFILE, IMAGE, COMPOSE_PROJECT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # stacks: build, then only the compose stacks (steps 3 and 4); celery: only step 4;
     # smoke (Airflow 3): build, then the Airflow 3 stack with the stand-in DAGs.
@@ -698,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     PROFILE = PROFILES[args.airflow_major]
     IMAGE = os.environ.get("SHOPSTREAM_IMAGE") or PROFILE.default_image
+    if PROFILE.major == 3 and "SHOPSTREAM_COMPOSE_PROJECT" not in os.environ:
+        COMPOSE_PROJECT = f"{COMPOSE_PROJECT}-airflow3"  # beside the Airflow 2 profile's stacks
     if PROFILE.major == 3 and args.action == "celery":
         parser.error("the Celery stack runs on the Airflow 2 profile only")
     if PROFILE.major == 2 and args.action == "smoke":
