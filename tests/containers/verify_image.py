@@ -503,7 +503,8 @@ def check_stack() -> float:
         )
         seconds, runs = run_day(stack, "image_test", next_slot(stack, "sales_core_pipeline"))
         tis = task_instances(stack, runs)
-        print(f"LocalExecutor task start-up (queued to running; scheduler preloads the SDK): {startup(tis)}")
+        preload = "; scheduler preloads the SDK" if PROFILE.major == 2 else ""
+        print(f"LocalExecutor task start-up (queued to running{preload}): {startup(tis)}")
         print(f"tasks running at once, at most: {most_in_parallel(tis)}")
         print(f"retried tasks: {sum(ti['try_number'] > 1 for ti in tis)}")
         return seconds
