@@ -141,6 +141,7 @@ PROFILES = {
 }
 PROFILE = PROFILES[2]  # main() sets the profile asked for
 SMOKE_DAGS_FOLDER = "/opt/shopstream/smoke-dags"  # tests/containers/astro-dev-3/smoke-dags, mounted
+SMOKE_PLUGINS = "/opt/shopstream/no-plugins"  # a folder that does not exist: no plugins
 
 
 def step(message: str) -> None:
@@ -642,7 +643,11 @@ SMOKE_DAGS = {"image_smoke", "image_smoke_consumer"}
 
 def check_smoke() -> None:
     """The Airflow 3 stack runs the stand-in DAGs of astro-dev-3/smoke-dags end to end."""
-    stack = Stack(env={"SHOPSTREAM_AIRFLOW_DAGS_FOLDER": SMOKE_DAGS_FOLDER})
+    # Without plugins/: its airflow_local_settings.py applies the project's DAG policy, which
+    # is the project's to check (test), not the stack's.
+    stack = Stack(
+        env={"SHOPSTREAM_AIRFLOW_DAGS_FOLDER": SMOKE_DAGS_FOLDER, "SHOPSTREAM_AIRFLOW_PLUGINS_FOLDER": SMOKE_PLUGINS}
+    )
     try:
         start_stack(
             stack,
