@@ -38,6 +38,7 @@ can run beside ``make run`` (which holds 8080, 5433, 5000, 8081 and 8082).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -233,7 +234,12 @@ def check_dags() -> None:
         f" && echo '---dags' && airflow dags list {local} -o json",
     )
     if result.returncode != 0:
-        raise VerifyError("listing the DAGs in the image failed")
+        # Airflow 3's `dags list --local` exits 1 when a file does not import: name the files.
+        errors = ""
+        if "---errors" in result.stdout:
+            with contextlib.suppress(VerifyError):
+                errors = f": {json_output(result.stdout.split('---errors', 1)[1].split('---dags', 1)[0])}"
+        raise VerifyError(f"listing the DAGs in the image failed{errors[:3000]}")
     version_section, rest = result.stdout.split("---version", 1)[1].split("---errors", 1)
     errors_section, dags_section = rest.split("---dags", 1)
     version = version_section.strip().splitlines()[-1]
