@@ -11,18 +11,19 @@ VENV := .venv
 STATE := .local
 LOCK := requirements.lock
 LOCK_INPUT := requirements-dev.in
+IMAGE ?= shopstream-platform:local
 else ifeq ($(AIRFLOW_MAJOR),3)
 VENV := .venv-airflow3
 STATE := .local-airflow3
 LOCK := requirements-airflow3.lock
 LOCK_INPUT := requirements-airflow3.in
+IMAGE ?= shopstream-platform:local-airflow3
 else
 $(error AIRFLOW_MAJOR is 2 (Airflow 2.10 with the Astro SDK, the default) or 3 (Airflow 3.3), not '$(AIRFLOW_MAJOR)')
 endif
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-lock
-IMAGE ?= shopstream-platform:local
 # The end-to-end group and the platform group (pipelines, make run) each wait mostly on
 # Airflow's scheduler and process start-up, so two workers halve the wall time even on 2 cores.
 TEST_WORKERS ?= 2
@@ -81,8 +82,8 @@ bench: $(STAMP) ## Measure the platform against the floor (BENCH_SCALE=10k,100k 
 airflow: $(STAMP) ## The Airflow CLI against the running platform, e.g. make airflow ARGS="dags list"
 	$(BIN)/python -m localdev airflow $(ARGS)
 
-image: $(STAMP) ## Build the deployment image from Dockerfile (IMAGE=shopstream-platform:local)
-	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py build
+image: $(STAMP) ## Build the deployment image from Dockerfile (AIRFLOW_MAJOR=3: Dockerfile.airflow3; IMAGE=...)
+	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py --airflow-major $(AIRFLOW_MAJOR) build
 
 image-test: $(STAMP) ## Build the image, then check its DAGs, astro dev parse/pytest and an astro dev start stack
-	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py test
+	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py --airflow-major $(AIRFLOW_MAJOR) test
