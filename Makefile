@@ -8,19 +8,22 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3 || echo python3.11
 AIRFLOW_MAJOR ?= 2
 ifeq ($(AIRFLOW_MAJOR),2)
 VENV := .venv
+STATE := .local
 LOCK := requirements.lock
 LOCK_INPUT := requirements-dev.in
+IMAGE ?= shopstream-platform:local
 else ifeq ($(AIRFLOW_MAJOR),3)
 VENV := .venv-airflow3
+STATE := .local-airflow3
 LOCK := requirements-airflow3.lock
 LOCK_INPUT := requirements-airflow3.in
+IMAGE ?= shopstream-platform:local-airflow3
 else
 $(error AIRFLOW_MAJOR is 2 (Airflow 2.10 with the Astro SDK, the default) or 3 (Airflow 3.3), not '$(AIRFLOW_MAJOR)')
 endif
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-lock
-IMAGE ?= shopstream-platform:local
 # The end-to-end group and the platform group (pipelines, make run) each wait mostly on
 # Airflow's scheduler and process start-up, so two workers halve the wall time even on 2 cores.
 TEST_WORKERS ?= 2
@@ -39,14 +42,14 @@ $(STAMP): $(LOCK)
 
 venv: $(STAMP) ## Create the profile's virtualenv from its lock (.venv; AIRFLOW_MAJOR=3: .venv-airflow3)
 
-run: $(STAMP) ## Start Postgres, mocked S3, the inventory API simulator and Airflow on http://localhost:8080
+run: $(STAMP) ## Start Postgres, mocked S3, the inventory API simulator and Airflow on http://localhost:8080 (AIRFLOW_MAJOR=3: Airflow 3.3)
 	$(BIN)/python -m localdev run
 
 stop: ## Stop a platform started by `make run` (from another terminal)
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m localdev stop; else echo "nothing was running"; fi
 
-clean: stop ## Stop the platform and delete its state (.local/: databases, S3 snapshot, logs)
-	rm -rf .local
+clean: stop ## Stop the platform and delete its state (.local/; AIRFLOW_MAJOR=3: .local-airflow3/)
+	rm -rf $(STATE)
 
 test: $(STAMP) ## Run the whole test suite (TEST_WORKERS=2 pytest-xdist workers; 0 runs them in this process)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
@@ -79,8 +82,8 @@ bench: $(STAMP) ## Measure the platform against the floor (BENCH_SCALE=10k,100k 
 airflow: $(STAMP) ## The Airflow CLI against the running platform, e.g. make airflow ARGS="dags list"
 	$(BIN)/python -m localdev airflow $(ARGS)
 
-image: $(STAMP) ## Build the deployment image from Dockerfile (IMAGE=shopstream-platform:local)
-	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py build
+image: $(STAMP) ## Build the deployment image from Dockerfile (AIRFLOW_MAJOR=3: Dockerfile.airflow3; IMAGE=...)
+	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py --airflow-major $(AIRFLOW_MAJOR) build
 
 image-test: $(STAMP) ## Build the image, then check its DAGs, astro dev parse/pytest and an astro dev start stack
-	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py test
+	SHOPSTREAM_IMAGE=$(IMAGE) $(BIN)/python tests/containers/verify_image.py --airflow-major $(AIRFLOW_MAJOR) test

@@ -1,9 +1,10 @@
 """History, the Airflow way: the seeded days go through sales_core_pipeline with Airflow's backfill.
 
 ``make run`` seeds weeks of orders into the source database, but ``sales_core_pipeline`` has
-catchup off, so the scheduler ingests only the latest interval. After the platform is up,
-``airflow dags backfill`` runs the intervals before it, one after another (the DAG's
-``max_active_runs``), in the background. Each run publishes its Datasets, so analytics and
+catchup off, so the scheduler ingests only the latest interval. After the platform is up, Airflow's
+backfill runs the intervals before it, one after another (the DAG's ``max_active_runs``), in the
+background: on Airflow 2 ``airflow dags backfill`` in its own process, on Airflow 3 ``airflow
+backfill create``, which the scheduler runs (localdev/profile.py). Each run publishes its Datasets, so analytics and
 observability follow as they do for a scheduled run, and the 30-day chart fills in.
 
 - ``SHOPSTREAM_BACKFILL_DAYS`` (default 21, the seeded history) is how many days; 0 turns it off.
@@ -62,7 +63,10 @@ def seeded_days_needed(days: int, now: datetime) -> int:
 
 @dataclass
 class Backfill:
-    """One background ``airflow dags backfill`` of the missing days, and its progress lines."""
+    """One background backfill of the missing days, and its progress lines.
+
+    ``query`` reads the metadata database with Airflow 2's names (``Stack.metadata`` translates).
+    """
 
     dates: list[datetime]
     query: Callable[[str, tuple], list[dict]]
@@ -78,12 +82,12 @@ class Backfill:
         if not self.dates:
             return {}
         rows = self.query(
-            "SELECT execution_date, state, run_id FROM dag_run WHERE dag_id = %s"
+            "SELECT execution_date AS day, state, run_id FROM dag_run WHERE dag_id = %s"
             " AND execution_date >= %s AND execution_date <= %s",
             (DAG_ID, self.dates[0], self.dates[-1]),
         )
         wanted = set(self.dates)
-        return {row["execution_date"]: (row["state"], row["run_id"]) for row in rows if row["execution_date"] in wanted}
+        return {row["day"]: (row["state"], row["run_id"]) for row in rows if row["day"] in wanted}
 
     def states(self) -> dict[datetime, str]:
         return {day: state for day, (state, _) in self.runs().items()}
@@ -100,20 +104,6 @@ class Backfill:
     def missing(self) -> list[datetime]:
         states = self.states()
         return [d for d in self.dates if states.get(d) != "success"]
-
-    def command(self, missing: list[datetime]) -> list[str]:
-        return [
-            "dags",
-            "backfill",
-            DAG_ID,
-            "--start-date",
-            missing[0].isoformat(),
-            "--end-date",
-            missing[-1].isoformat(),
-            "--rerun-failed-tasks",
-            "--continue-on-failures",
-            "--yes",
-        ]
 
     def progress(self, backfill_running: bool = False) -> list[str]:
         """A line for each wanted day that finished since the last call."""

@@ -25,6 +25,7 @@ import pytest
 from localdev import LocalDevError, alert_sink, inventory_api
 from localdev.generator import Scale, ShopStreamData
 from localdev.processes import Service, free_port
+from localdev.profile import current
 from localdev.stack import METADATA_DB, SOURCE_DB, WAREHOUSE_DB, Ports, Stack
 from tests.e2e import backends
 
@@ -43,7 +44,7 @@ FINISHED = ("success", "failed")
 TEST_AIRFLOW_ENV = {
     "SHOPSTREAM_RETRY_DELAY_SCALE": "0.001",
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
-    "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "3600",
+    **current().parse_once_env(),
 }
 
 
@@ -59,6 +60,9 @@ class Chain:
     sink: Service
     logs: Path
     scheduler: Service | None = None
+    # Airflow 3's processes beside the scheduler: the dag-processor, and the api-server whose
+    # execution API the task processes report to. They outlive a killed scheduler.
+    companions: list[Service] = field(default_factory=list)
     simulator_skus: int = INVENTORY_SKUS
     seeded_until: datetime | None = None
     notes: list[str] = field(default_factory=list)
@@ -84,6 +88,14 @@ class Chain:
 
     def start_scheduler(self) -> None:
         self.scheduler = self.stack.start_scheduler(self.env)
+
+    def start_companions(self) -> None:
+        """What the profile runs beside the scheduler (Airflow 3: dag-processor, api-server)."""
+        for process in self.stack.profile.processes:
+            if process.args[0] == "dag-processor":
+                self.companions.append(self.stack.start_dag_processor(self.env))
+            elif process.web and self.stack.profile.major >= 3:
+                self.companions.append(self.stack.start_web(self.env))
 
     def kill_airflow(self) -> list[int]:
         """SIGKILL the scheduler and every process it started (its executor and the running tasks).
@@ -113,7 +125,7 @@ class Chain:
         return killed
 
     def trigger(self, dag_id: str, logical_date: datetime, run_id: str) -> str:
-        self.airflow("dags", "trigger", dag_id, "--exec-date", logical_date.isoformat(), "--run-id", run_id)
+        self.airflow(*self.stack.profile.trigger_args(dag_id, logical_date, run_id))
         return run_id
 
     def slot(self, dag_id: str) -> datetime:
@@ -267,11 +279,12 @@ def chain(e2e_services, tmp_path_factory):
         # The time-scheduled DAGs wait, paused, until a scenario takes their next slot.
         for dag_id in ("sales_core_pipeline", "inventory_mgmt_pipeline", "ingest_deadline", "alert_redelivery"):
             chain.airflow("dags", "pause", dag_id)
+        chain.start_companions()
         chain.start_scheduler()
         yield chain
     finally:
         chain.kill_airflow()
-        for service in (sink, simulator):
+        for service in (*chain.companions, sink, simulator):
             service.stop()
 
 

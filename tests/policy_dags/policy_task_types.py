@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.decorators import task
-from airflow.models.baseoperator import BaseOperator
-from airflow.models.dag import DAG
 from airflow.triggers.temporal import TimeDeltaTrigger
+
+from include.shopstream.compat import DAG, BaseOperator, task
 
 DAG_ID = "shopstream_policy_task_types"
 
