@@ -12,6 +12,9 @@ observability follow as they do for a scheduled run, and the 30-day chart fills 
   second ``make run`` backfills only what is missing; a run that a stopped backfill left
   unfinished is marked failed and its tasks re-run.
 - The runner prints a line per finished day; the runs show in the grid as backfill runs.
+- On Airflow 2 a backfilled task whose process ended without recording its state (killed, or
+  its last write lost to a metadata-database deadlock) is set up for retry: the scheduler's
+  zombie detection leaves backfill runs alone and the backfill itself would wait for it forever.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ SETTING = "SHOPSTREAM_BACKFILL_DAYS"
 MAX_DAYS = 366
 RUN_HOUR = 2  # sales_core_pipeline runs at 02:00 UTC
 MAX_RESTARTS = 3  # a backfill process that died with days unfinished is started again this often
+# A task process that stopped heartbeating this long ago is dead (Airflow's own zombie threshold).
+ORPHAN_AFTER_SECONDS = 300
 
 
 def days_from_env(env: Mapping[str, str]) -> int:
@@ -125,6 +130,32 @@ class Backfill:
 
     def complete(self) -> bool:
         return len(self.reported) == len(self.dates)
+
+    def requeue_orphans(self) -> list[str]:
+        """Set up for retry (or failed, on the last try) the backfilled tasks nobody runs any more; a line each."""
+        return [
+            f"history: {row['task_id']} of {row['run_id']} ended without recording its state;"
+            f" {'set up for retry' if row['state'] == 'up_for_retry' else 'failed, it had no try left'}"
+            for row in self.query(REQUEUE_ORPHANS, (DAG_ID, ORPHAN_AFTER_SECONDS))
+        ]
+
+
+# Airflow 2.10's backfill reads its running tasks' states from the metadata database and lets the
+# executor's "finished" events go; the scheduler reaps zombies only among the tasks it queued.
+# A backfilled task still "running" whose LocalTaskJob has ended (or stopped heartbeating) is
+# therefore never finished by anyone: it is what the scheduler's zombie handling would make of
+# it, up for retry while it has tries left (the backfill queues it again) and failed otherwise.
+REQUEUE_ORPHANS = """
+UPDATE task_instance ti
+SET state = CASE WHEN ti.try_number <= ti.max_tries THEN 'up_for_retry' ELSE 'failed' END,
+    end_date = now(), updated_at = now()
+FROM job, dag_run dr
+WHERE ti.dag_id = %s AND ti.state = 'running'
+  AND job.id = ti.job_id AND job.job_type = 'LocalTaskJob'
+  AND (job.state <> 'running' OR job.latest_heartbeat < now() - make_interval(secs => %s))
+  AND dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id AND dr.run_type = 'backfill'
+RETURNING ti.task_id, ti.run_id, ti.state
+"""
 
 
 REPORTS_DAG_ID = "analytics_and_reporting_pipeline"

@@ -126,6 +126,7 @@ class Stack:
     pg: postgres.PostgresServer | None = None
     lake: s3.S3Server | None = None
     backfill_process: Service | None = None
+    _backfill_env: dict[str, str] | None = field(default=None, repr=False)
     profile: Profile = field(default_factory=current)
 
     @property
@@ -460,10 +461,16 @@ class Stack:
         """Backfill the ``days`` days before the scheduler's own run, in the background (localdev/backfill.py)."""
         if days == 0:
             return None
-        history = backfill.Backfill(dates=backfill.logical_dates(days, datetime.now(UTC)), query=self.metadata)
+        return self.backfill(backfill.logical_dates(days, datetime.now(UTC)))
+
+    def backfill(self, dates: list[datetime], env: dict[str, str] | None = None) -> backfill.Backfill:
+        """Backfill the days of ``dates`` whose sales run has not succeeded, in the background;
+        ``resume_backfill`` looks after it. ``env``: the backfill's environment (``airflow_env()``)."""
+        history = backfill.Backfill(dates=dates, query=self.metadata)
         missing = history.missing()
         history.reported = {day for day in history.dates if day not in missing}
         if missing:
+            self._backfill_env = env
             self._spawn_backfill(history, missing)
         return history
 
@@ -473,10 +480,13 @@ class Stack:
         Airflow 2's backfill process can die under it (a metadata-database deadlock with the
         scheduler, a killed process); its runs then stay running and nothing else moves them.
         Airflow 3's scheduler runs a recorded backfill; one marked complete with days unfinished
-        is recorded again. Returns what happened, for the terminal, or None while the backfill
-        runs or is done.
+        is recorded again. While Airflow 2's backfill runs, its tasks whose process ended without
+        recording a state are set up for retry (``Backfill.requeue_orphans``). Returns what
+        happened, for the terminal, or None.
         """
         if self.backfill_running():
+            if self.profile.backfill_is_a_process:
+                return "\n".join(history.requeue_orphans()) or None
             return None
         process = self.backfill_process
         if self.profile.backfill_is_a_process and process is None:
@@ -519,7 +529,7 @@ class Stack:
             "Airflow backfill",
             [sys.executable, "-m", "airflow", *args],
             self.logs / "backfill.log",
-            env=self.airflow_env(),
+            env=self._backfill_env or self.airflow_env(),
             cwd=ROOT,
         )
         self._write_state()
@@ -565,10 +575,14 @@ class Stack:
                     f"its log is {service.log_path}"
                 )
 
-    def stop(self) -> None:
-        """Stop every process this stack started, newest first."""
+    def stop_backfill(self) -> None:
+        """Stop Airflow 2's backfill process and its tasks (Airflow 3's backfills are the scheduler's)."""
         if self.backfill_process and self.backfill_process.running():
             self.backfill_process.stop()
+
+    def stop(self) -> None:
+        """Stop every process this stack started, newest first."""
+        self.stop_backfill()
         while self.services:
             service = self.services.pop()
             try:
