@@ -72,7 +72,7 @@ def test_a_missed_date_names_each_runs_state():
 
 
 def test_the_orders_dataset_is_the_checks_inlet():
-    from airflow.models import DAG
+    from include.shopstream.compat import DAG
 
     with DAG("probe_ingest_deadline", schedule=None, start_date=START):
         check = deadlines.check_deadline(deadlines.INGEST.name)

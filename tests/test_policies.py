@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pendulum
 import pytest
-from airflow.models import DAG, TaskInstance
-from airflow.operators.empty import EmptyOperator
+from airflow.models import TaskInstance
 
 from include.shopstream import alerting, deadlines, policies
+from include.shopstream.compat import DAG, EmptyOperator
 
 RETRY_KEYS = ("retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay")
 

@@ -18,6 +18,8 @@ from airflow import __version__ as AIRFLOW_VERSION  # noqa: N812 - a constant
 AIRFLOW_3 = int(AIRFLOW_VERSION.split(".", 1)[0]) >= 3
 
 if AIRFLOW_3:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
     from airflow.sdk import (
         DAG,
         BaseHook,
@@ -59,9 +61,11 @@ else:
     from airflow.models.dag import DAG
     from airflow.models.mappedoperator import MappedOperator
     from airflow.models.xcom_arg import XComArg
+    from airflow.operators.empty import EmptyOperator
     from airflow.operators.python import get_current_context
     from airflow.timetables.interval import CronDataIntervalTimetable
     from airflow.timetables.trigger import CronTriggerTimetable
+    from airflow.triggers.temporal import TimeDeltaTrigger
     from airflow.utils.trigger_rule import TriggerRule
 
     TRIGGERING_EVENTS = "triggering_dataset_events"
@@ -84,7 +88,9 @@ __all__ = [
     "Dataset",
     "DatasetAll",
     "DatasetAny",
+    "EmptyOperator",
     "MappedOperator",
+    "TimeDeltaTrigger",
     "TriggerRule",
     "Variable",
     "XComArg",

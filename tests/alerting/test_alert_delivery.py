@@ -29,8 +29,9 @@ def failure_context(
     exception, dag_id="sales_core_pipeline", task_id="orders_etl.extract_orders", try_number=4, **extra
 ):
     """What Airflow hands a failure callback: a real TaskInstance of a real operator."""
-    from airflow.models import DAG, TaskInstance
-    from airflow.operators.empty import EmptyOperator
+    from airflow.models import TaskInstance
+
+    from include.shopstream.compat import DAG, EmptyOperator
 
     with DAG(dag_id, start_date=BUSINESS_DAY, schedule=None):
         task = EmptyOperator(task_id=task_id, retries=3)
