@@ -283,6 +283,7 @@ def chain(e2e_services, tmp_path_factory):
         chain.start_scheduler()
         yield chain
     finally:
+        stack.stop_backfill()
         chain.kill_airflow()
         for service in (*chain.companions, sink, simulator):
             service.stop()
