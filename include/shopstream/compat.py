@@ -96,10 +96,19 @@ __all__ = [
     "XComArg",
     "dag",
     "get_current_context",
+    "run_moment",
     "task",
     "task_group",
     "xcom_value",
 ]
+
+
+def run_moment(context):
+    """The moment a run is for: its logical date. A run Airflow 3 started on Assets has none (nor
+    ``ds`` or ``ts``); the moment it became due, ``run_after``, stands in, as the trigger time is
+    the logical date of such a run on Airflow 2."""
+    logical = context.get("logical_date")
+    return logical if logical is not None else context["dag_run"].run_after
 
 
 def xcom_value(ti_key, key: str = "return_value"):

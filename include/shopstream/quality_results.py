@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 
 from include.shopstream import alerting, links
-from include.shopstream.compat import AirflowFailException, TriggerRule, task
+from include.shopstream.compat import AirflowFailException, TriggerRule, run_moment, task
 from include.shopstream.quality import CHOOSER
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ def publish_results(**context) -> dict:
     document["run_id"] = context["run_id"]
     for line in summary_lines(document):
         log.info("%s", line)
-    key = QUALITY_RESULTS.key_for(context["logical_date"], f"{context['ts_nodash']}.json")
+    moment = run_moment(context)
+    key = QUALITY_RESULTS.key_for(moment, f"{moment:%Y%m%dT%H%M%S}.json")  # ds=<ds>/<ts_nodash>.json
     lake_hook().load_string(json.dumps(document, indent=2), key=key, bucket_name=BUCKET, replace=True)
     published = {"results": f"s3://{BUCKET}/{key}", **document["counts"]}
     failed = [r for r in document["results"] if r["outcome"] == "failed"]

@@ -127,6 +127,19 @@ def test_keys_are_stable_across_retries_and_reruns_and_tell_long_ids_apart():
     assert alerting.dedup_key(long_a).startswith("shopstream/" + "d" * 100)
 
 
+def test_a_run_started_by_assets_without_a_logical_date_is_described_by_when_it_was_due():
+    """Airflow 3 gives a run it started on Assets no logical date, ds or data interval."""
+    from types import SimpleNamespace
+
+    due = pendulum.datetime(2026, 11, 26, 9, 13, tz="UTC")
+    context = failure_context(None, dag_id="observability_pipeline", task_id="quality_results")
+    for key in ("logical_date", "data_interval_start", "data_interval_end"):
+        context.pop(key, None)
+    context["dag_run"] = SimpleNamespace(run_after=due)
+    described = alerting.describe(context)
+    assert (described["logical_date"], described["business_date"]) == (due.isoformat(), due.isoformat())
+
+
 def test_a_resolve_carries_only_the_key(to_sink):
     details = alerting.describe(failure_context(None))
     before = len(to_sink.messages())

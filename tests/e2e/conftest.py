@@ -150,7 +150,7 @@ class Chain:
 
     def run(self, dag_id: str, run_id: str) -> dict | None:
         rows = self.metadata("SELECT * FROM dag_run WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
-        return rows[0] if rows else None
+        return _dag_run(rows[0]) if rows else None
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         rows = self.metadata(
@@ -160,14 +160,17 @@ class Chain:
 
     def runs_consuming(self, dag_id: str, source_dag_id: str, source_run_id: str) -> list[dict]:
         """Runs of ``dag_id`` started by a Dataset event that ``source_run_id`` emitted."""
-        return self.metadata(
-            "SELECT DISTINCT dr.* FROM dag_run dr"
-            " JOIN dagrun_dataset_event dde ON dde.dag_run_id = dr.id"
-            " JOIN dataset_event de ON de.id = dde.event_id"
-            " WHERE dr.dag_id = %s AND de.source_dag_id = %s AND de.source_run_id = %s"
-            " ORDER BY dr.id",
-            (dag_id, source_dag_id, source_run_id),
-        )
+        return [
+            _dag_run(row)
+            for row in self.metadata(
+                "SELECT DISTINCT dr.* FROM dag_run dr"
+                " JOIN dagrun_dataset_event dde ON dde.dag_run_id = dr.id"
+                " JOIN dataset_event de ON de.id = dde.event_id"
+                " WHERE dr.dag_id = %s AND de.source_dag_id = %s AND de.source_run_id = %s"
+                " ORDER BY dr.id",
+                (dag_id, source_dag_id, source_run_id),
+            )
+        ]
 
     def events_from(self, source_dag_id: str, source_run_id: str) -> list[dict]:
         return self.metadata(
@@ -230,6 +233,13 @@ class Chain:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket="shopstream", Prefix=prefix):
             objects.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
         return objects
+
+
+def _dag_run(row: dict) -> dict:
+    """A dag_run row with its logical date as ``logical_date`` (Airflow 2's column is ``execution_date``)."""
+    if "logical_date" not in row:
+        row["logical_date"] = row["execution_date"]
+    return row
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
+from include.shopstream.compat import EVENT_TRIGGERED
 from localdev.processes import free_port
 from localdev.stack import SOURCE_DB
 from tests.e2e.conftest import DATA, HISTORY_DAYS, business_day
@@ -81,7 +82,7 @@ def first_sales(chain):
     return {
         "run_id": run_id,
         "run": run,
-        "logical_date": run["execution_date"].astimezone(UTC),
+        "logical_date": run["logical_date"].astimezone(UTC),
         "day": business_day(run),
         "analytics": analytics,
     }
@@ -103,14 +104,14 @@ def test_1_a_sales_run_fills_gold_and_starts_analytics_then_observability(chain,
     assert all(e["extra"] == {"ds": day.isoformat()} for e in events)
 
     analytics = first_sales["analytics"]
-    assert analytics["run_type"] == "dataset_triggered"
+    assert analytics["run_type"] == EVENT_TRIGGERED
     assert analytics["state"] == "success", chain.evidence(ANALYTICS, analytics["run_id"])
     reported = chain.warehouse("SELECT DISTINCT day FROM gold.daily_reports")
     assert reported, "analytics wrote no daily report"
 
     for source_dag, source_run in ((SALES, first_sales["run_id"]), (ANALYTICS, analytics["run_id"])):
         observed = chain.wait_for_consumer(OBSERVABILITY, source_dag, source_run)
-        assert observed["run_type"] == "dataset_triggered"
+        assert observed["run_type"] == EVENT_TRIGGERED
         assert observed["state"] == "success", chain.evidence(OBSERVABILITY, observed["run_id"])
         assert observed["start_date"] >= chain.run(source_dag, source_run)["start_date"]
 
