@@ -117,7 +117,8 @@ class EndToEnd:
         self.platform.set_paused(DAGS, True)
         self.platform.set_paused((ANALYTICS, OBSERVABILITY), False)
         for dag_id, logical_date in dates.items():
-            self.platform.airflow("dags", "trigger", dag_id, "-e", logical_date.isoformat())
+            run_id = f"manual__{logical_date.isoformat()}"
+            self.platform.airflow(*self.platform.profile.trigger_args(dag_id, logical_date, run_id))
         zero = datetime.now(UTC)
         cpu = [(zero, cpu_ticks())]
         self.platform.set_paused((SALES, INVENTORY), False)

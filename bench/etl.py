@@ -86,9 +86,13 @@ ON CONFLICT (order_id) DO UPDATE SET
 """
 
 
-# `airflow dags test` records no task start_date; its log marks each task's start and end.
+# `airflow dags test` records no task start_date on Airflow 2; its log marks each task's start and
+# end, on both profiles: ``[<time>] {file:line} INFO - [DAG TEST] ...`` on Airflow 2, structlog's
+# ``<time> [info     ] [DAG TEST] ...`` on Airflow 3. The same marks time both.
 DAG_TEST_MARK = re.compile(
-    r"^\[(?P<at>[^\]]+)\] \{[^}]+\} INFO - \[DAG TEST\] (?P<what>starting|end task) task_id=(?P<task>\S+)", re.M
+    r"^\[?(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))\]? .*?"
+    r"\[DAG TEST\] (?P<what>starting|end task) task_id=(?P<task>\S+)",
+    re.M,
 )
 
 
@@ -100,7 +104,7 @@ def task_durations(log: str, group: str = GROUP) -> dict[str, float]:
         task = match["task"]
         if not task.startswith(f"{group}."):
             continue
-        at = datetime.strptime(match["at"], "%Y-%m-%dT%H:%M:%S.%f%z")
+        at = datetime.fromisoformat(match["at"])
         if match["what"] == "starting":
             started[task] = at
         elif task in started:
