@@ -301,3 +301,92 @@ def render(document: dict) -> str:
     if document["notes"]:
         lines += ["", "Goals missed:"] + [f"- {note}" for note in document["notes"]]
     return "\n".join(lines)
+
+
+# -- Both profiles side by side (python -m bench.both) -------------------------------------
+
+PROFILE_NAMES = {"airflow2": "Airflow 2.10 + Astro SDK", "airflow3": "Airflow 3.3 + providers"}
+
+# What each figure runs on each profile: the same DAG files and the same measurement, through
+# the SQL back-end and the processes that profile has.
+CODE_PATHS = {
+    "airflow2": (
+        "orders_etl: `airflow dags test` runs each task in-process; its loads are aql.load_file (pandas), its"
+        " transforms and merge the SDK's. Trigger latency: the scheduler creates the consumer run from the"
+        " dataset_event. One day: LocalExecutor task processes forked by the scheduler, which also parses"
+        " the DAGs. Parse: DagBag after `import airflow`, `import astro.sql` timed apart."
+    ),
+    "airflow3": (
+        "orders_etl: `airflow dags test` runs each task through the Task SDK's in-process execution API;"
+        " its loads are the providers' back-end's COPY .. FROM STDIN, its transforms CREATE TABLE .. AS, its"
+        " merge INSERT .. ON CONFLICT. Trigger latency: the scheduler creates the consumer run from the"
+        " asset_event. One day: LocalExecutor task processes (Task SDK supervisors) that report to the API"
+        " server's execution API, the DAGs parsed by the DAG processor. Parse: the Task SDK DagBag"
+        " (airflow.dag_processing.dagbag) after `import airflow`, the Task SDK and the providers' hooks"
+        " timed apart."
+    ),
+}
+
+
+def _figure_key(figure: str) -> str:
+    """Rows of the two profiles match by figure; the trigger latency has a name on each."""
+    for word in EVENT_WORD.values():
+        if figure.startswith(f"{word} trigger latency"):
+            return "Dataset (Asset) trigger latency" + figure.removeprefix(f"{word} trigger latency")
+    return figure
+
+
+def side_by_side(merged: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """(figure, profile, measured, baseline or goal, ratio, goal met): each figure, a row per profile;
+    a profile that has no such figure says why."""
+    per_profile: dict[str, dict[str, tuple]] = {}
+    order: list[str] = []
+    for name, document in merged["profiles"].items():
+        per_profile[name] = {}
+        if "unmeasured" in document:
+            continue
+        for row in rows(document):
+            key = _figure_key(row[0])
+            per_profile[name][key] = row[1:]
+            if key not in order:
+                order.append(key)
+    table = []
+    for key in order:
+        for name, document in merged["profiles"].items():
+            label = PROFILE_NAMES.get(name, name)
+            if "unmeasured" in document:
+                table.append((key, label, f"not measured: {document['unmeasured']}", "", "", ""))
+            elif key in per_profile[name]:
+                table.append((key, label, *per_profile[name][key]))
+            else:
+                table.append((key, label, "not measured (no such figure on this profile)", "", "", ""))
+    return table
+
+
+def render_both(merged: dict) -> str:
+    """One Markdown table, a row per figure and profile, then each profile's missed goals."""
+    header = ("figure", "profile", "measured: median [min-max]", "baseline or goal", "ratio", "goal met")
+    lines = [
+        f"ShopStream benchmark, both profiles, {merged['timestamp']}; "
+        + " ".join(f"{key}={value}" for key, value in merged["settings"].items()),
+    ]
+    for name, document in merged["profiles"].items():
+        label = PROFILE_NAMES.get(name, name)
+        if "unmeasured" in document:
+            lines.append(f"- {label}: not measured: {document['unmeasured']}")
+        else:
+            machine = document["machine"]
+            lines.append(f"- {label}: {profile_label(document)}; {machine['cores']} cores; {document['duration_s']} s")
+    lines += [
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in side_by_side(merged)]
+    for name, document in merged["profiles"].items():
+        label = PROFILE_NAMES.get(name, name)
+        if "unmeasured" not in document and document.get("notes"):
+            lines += ["", f"Goals missed, {label}:"] + [f"- {note}" for note in document["notes"]]
+    lines += ["", "What each profile runs:"]
+    lines += [f"- {PROFILE_NAMES.get(name, name)}: {CODE_PATHS[name]}" for name in merged["profiles"]]
+    return "\n".join(lines)
