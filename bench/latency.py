@@ -27,7 +27,9 @@ CONSUMER = "bench_latency_consumer"
 SENSOR_POKE_INTERVAL_S = 60.0
 GOAL_P95_S = 1.0
 
-DAG_FILE = '''"""Benchmark-only DAGs (bench.latency): a producer of Dataset events and its consumer."""
+# Airflow's DAG discovery skips a file without the words "airflow" and "dag" in it (safe mode): this
+# one imports through compat, so its docstring carries them.
+DAG_FILE = '''"""Benchmark-only DAGs (bench.latency): Dataset events and their consumer, on airflow 2 or 3."""
 
 from datetime import datetime, timedelta
 
