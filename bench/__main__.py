@@ -12,7 +12,8 @@ and named, when a measurement fails); Ctrl-C stops every process it started.
 It measures the profile of the Airflow beside the interpreter that runs it (``.venv``:
 Airflow 2.10 with the Astro SDK; ``.venv-airflow3``: Airflow 3.3 on the providers' back-end).
 A figure that cannot be measured is recorded as ``{"unmeasured": <why>}`` and the others are
-still measured; ``python -m bench.both`` runs this once per profile and puts them side by side.
+still measured (the JSON and the table are written, and the exit code is 1); ``python -m
+bench.both`` runs this once per profile and puts them side by side.
 """
 
 from __future__ import annotations
@@ -156,6 +157,10 @@ def main() -> int:
     print()
     print(report.render(document))
     print(f"\nwritten to {out} in {document['duration_s']} s")
+    missing = [name for name, value in document["results"].items() if isinstance(value, dict) and "unmeasured" in value]
+    if missing:
+        print(f"not measured: {', '.join(missing)} (the reasons are in the table)", file=sys.stderr)
+        return 1
     return 0
 
 
