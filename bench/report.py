@@ -103,6 +103,11 @@ def misses(results: dict, backend: str = "astro", major: int = 2) -> list[str]:
             " for the scheduler's next loop, which creates and starts the consumer's run."
         )
     e2e = measured(results["end_to_end"])
+    if e2e and e2e.get("failed_tasks"):
+        notes.append(
+            f"one day end to end: {e2e['failed_runs']} run(s) failed, so the day's figures time a day that did"
+            f" not succeed; tasks that failed for good: {', '.join(e2e['failed_tasks'])}."
+        )
     if e2e and not e2e["goals"]["ratio_met"]:
         ratio = e2e["ratio"]["median"]
         gaps = {name: summary["median"] for name, summary in e2e["gaps_s"].items()}
@@ -235,7 +240,12 @@ def rows(document: dict) -> list[tuple[str, str, str, str, str]]:
             (
                 "one day end to end",
                 f"wall {_range(e2e['wall_s'], digits=0)}"
-                + (f", cores {e2e['cpu_busy_share']['median']:.0%} busy" if e2e.get("cpu_busy_share") else ""),
+                + (f", cores {e2e['cpu_busy_share']['median']:.0%} busy" if e2e.get("cpu_busy_share") else "")
+                + (
+                    f"; {e2e['failed_runs']} run(s) FAILED ({', '.join(e2e['failed_tasks'])})"
+                    if e2e.get("failed_tasks")
+                    else ""
+                ),
                 f"critical path {_range(e2e['critical_path_s'], digits=0)}",
                 f"{e2e['ratio']['median']:.2f}",
                 _met(e2e["goals"]["ratio_met"]) + " (<= 1.5)",
