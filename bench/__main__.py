@@ -4,7 +4,8 @@
     BENCH_REPEAT=3            runs per figure (median, min, max)
     BENCH_EVENTS=24           Dataset events for the trigger latency (at least 20)
     BENCH_DAYS=<BENCH_REPEAT> business days through all four DAGs (each takes minutes)
-    BENCH_OUT=<path>          where the JSON goes (default bench/results/latest.json)
+    BENCH_OUT=<path>          where the JSON goes (default bench/results/latest.airflow<2 or 3>.json,
+                              where ``python -m bench.both`` puts each profile's beside latest.json)
 
 Everything runs on `make run`'s launchers in a temporary folder, removed at the end (kept,
 and named, when a measurement fails); Ctrl-C stops every process it started.
@@ -31,6 +32,7 @@ from bench import endtoend, etl, latency, parse, report
 from bench.platform import BenchPlatform
 from bench.stats import BenchError, parse_repeat, parse_scales
 from localdev import LocalDevError
+from localdev.profile import airflow_major
 from localdev.stack import ROOT
 
 DEFAULT_SCALE = "10k,100k"
@@ -51,7 +53,7 @@ def settings(env: dict[str, str]) -> dict:
         "BENCH_REPEAT": repeat,
         "BENCH_DAYS": int(days),
         "BENCH_EVENTS": int(events),
-        "out": Path(env.get("BENCH_OUT", ROOT / "bench" / "results" / "latest.json")),
+        "out": Path(env.get("BENCH_OUT", ROOT / "bench" / "results" / f"latest.airflow{airflow_major()}.json")),
     }
 
 
