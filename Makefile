@@ -76,8 +76,12 @@ endif
 seed: $(STAMP) ## Seed the running platform's source database (idempotent; DAYS=21)
 	$(BIN)/python -m localdev.seed --days $(or $(DAYS),21)
 
-bench: $(STAMP) ## Measure the platform against the floor (BENCH_SCALE=10k,100k BENCH_REPEAT=3)
-	$(BIN)/python -m bench
+# Both profiles, one after the other, in one table (bench/both.py): each runs in its own virtualenv,
+# built from its lock when missing or stale.
+bench: ## Measure both profiles against the floor, side by side (BENCH_SCALE=10k,100k BENCH_REPEAT=3 BENCH_PROFILES=2,3)
+	@$(MAKE) --no-print-directory AIRFLOW_MAJOR=2 venv
+	@$(MAKE) --no-print-directory AIRFLOW_MAJOR=3 venv
+	.venv/bin/python -m bench.both
 
 airflow: $(STAMP) ## The Airflow CLI against the running platform, e.g. make airflow ARGS="dags list"
 	$(BIN)/python -m localdev airflow $(ARGS)
