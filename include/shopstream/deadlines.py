@@ -236,7 +236,7 @@ class UndeliveredError(RuntimeError):
 def delivered(key: str) -> dict[str, str]:
     from include.shopstream.compat import Variable
 
-    return Variable.get(DELIVERED_PREFIX + key, default_var=None, deserialize_json=True) or {}
+    return Variable.get(DELIVERED_PREFIX + key, None, deserialize_json=True) or {}
 
 
 def _record(key: str, channel: str) -> None:
