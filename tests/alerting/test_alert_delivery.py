@@ -29,13 +29,12 @@ def failure_context(
     exception, dag_id="sales_core_pipeline", task_id="orders_etl.extract_orders", try_number=4, **extra
 ):
     """What Airflow hands a failure callback: a real TaskInstance of a real operator."""
-    from airflow.models import TaskInstance
-
     from include.shopstream.compat import DAG, EmptyOperator
+    from tests.airflow_objects import task_instance
 
     with DAG(dag_id, start_date=BUSINESS_DAY, schedule=None):
         task = EmptyOperator(task_id=task_id, retries=3)
-    ti = TaskInstance(task, run_id=f"scheduled__{BUSINESS_DAY.isoformat()}")
+    ti = task_instance(task, run_id=f"scheduled__{BUSINESS_DAY.isoformat()}")
     ti.try_number = try_number
     context = {
         "ti": ti,
