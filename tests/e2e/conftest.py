@@ -124,6 +124,31 @@ class Chain:
         self.scheduler = None
         return killed
 
+    def task_processes(self, dag_id: str, run_id: str, task_id: str) -> list:
+        """The processes running one task instance: on Airflow 2 its ``airflow tasks run`` supervisor
+        and raw process; on Airflow 3 the task process its supervisor recorded (killed, the
+        supervisor reports the failure, as it does for an OOM kill)."""
+        import psutil
+
+        if self.stack.profile.major < 3:
+            return [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if task_id in " ".join(p.info["cmdline"] or []) and "runner" in " ".join(p.info["cmdline"] or [])
+            ]
+        rows = self.metadata(
+            "SELECT pid FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s AND state = 'running'",
+            (dag_id, run_id, task_id),
+        )
+        processes = []
+        for row in rows:
+            if row["pid"]:
+                try:
+                    processes.append(psutil.Process(row["pid"]))
+                except psutil.NoSuchProcess:
+                    continue
+        return processes
+
     def trigger(self, dag_id: str, logical_date: datetime, run_id: str) -> str:
         self.airflow(*self.stack.profile.trigger_args(dag_id, logical_date, run_id))
         return run_id

@@ -332,7 +332,6 @@ def test_6_the_scheduler_runs_the_four_oclock_check_and_pages_for_an_ingest_that
 
 
 def test_7_a_task_process_killed_mid_merge_is_retried_and_writes_each_order_once(chain, first_sales):
-    import psutil
 
     day, logical = first_sales["day"], first_sales["logical_date"]
     held = min(expected_good_orders(chain, day))  # one of the orders the merge upserts
@@ -346,12 +345,7 @@ def test_7_a_task_process_killed_mid_merge_is_retried_and_writes_each_order_once
         )
         deadline = time.monotonic() + SALES_TIMEOUT
         while not (
-            runners := [
-                p
-                for p in psutil.process_iter(["cmdline"])
-                if "orders_etl.merge_orders" in " ".join(p.info["cmdline"] or [])
-                and "runner" in " ".join(p.info["cmdline"] or [])
-            ]
+            runners := chain.task_processes(SALES, first_sales["run_id"], "orders_etl.merge_orders")
         ) or not chain.warehouse(
             "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%%ON CONFLICT%%'"
         ):
