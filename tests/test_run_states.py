@@ -215,11 +215,16 @@ def test_airflow3_last_check_is_the_previous_scheduled_success_of_the_checks_own
         run_states.last_scheduled_success(DAG, before, context=context(TaskInstance()))
 
 
-def test_airflow3_finds_a_success_of_the_incidents_date(airflow3):
-    states = {"scheduled__a": {TASK: "failed"}, "manual__b": {TASK: "success"}}
+def test_airflow3_finds_a_success_of_the_incidents_date(airflow3, monkeypatch):
+    # manual__c has the same logical date but, being manual, covers the interval before it.
+    states = {"scheduled__a": {TASK: "failed"}, "manual__b": {TASK: "success"}, "manual__c": {TASK: "success"}}
+    starts = {"scheduled__a": DAY, "manual__b": DAY, "manual__c": DAY - timedelta(days=1)}
+    monkeypatch.setattr(run_states, "_interval_start", lambda dag_id, run_id: starts[run_id])
     ti = TaskInstance(get_task_states=lambda **kwargs: states if kwargs["logical_dates"] == [DAY] else {})
     assert run_states.succeeded_in(DAG, TASK, DAY.isoformat(), ended_after=DAY, context=context(ti)) == "manual__b"
     assert run_states.succeeded_in(DAG, TASK, DAY + timedelta(days=1), context=context(ti)) is None
+    del states["manual__b"]
+    assert run_states.succeeded_in(DAG, TASK, DAY, context=context(ti)) is None
 
 
 def test_airflow3_passes_the_plain_questions_through(airflow3):
@@ -272,4 +277,9 @@ def test_the_task_sdk_answers_with_what_the_airflow3_back_end_reads():
     event_fields = set(AssetEventResult.model_fields)
     assert {"timestamp", "extra", "source_dag_id", "source_run_id"} <= event_fields
     assert hasattr(AssetEventResult, "source_dag_run")  # the event's run, fetched from the Execution API
-    assert {"data_interval_end", "state", "run_type", "logical_date"} <= set(SdkDagRun.model_fields)
+    assert {"data_interval_start", "data_interval_end", "state", "run_type", "logical_date"} <= set(
+        SdkDagRun.model_fields
+    )
+    from airflow.sdk.execution_time.comms import DagRunResult, GetDagRun
+
+    assert set(GetDagRun.model_fields) >= {"dag_id", "run_id"} and issubclass(DagRunResult, SdkDagRun)

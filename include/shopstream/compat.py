@@ -95,6 +95,7 @@ __all__ = [
     "Variable",
     "XComArg",
     "dag",
+    "dag_run",
     "get_current_context",
     "run_moment",
     "task",
@@ -118,3 +119,17 @@ def xcom_value(ti_key, key: str = "return_value"):
     else:
         from airflow.models.xcom import XCom
     return XCom.get_value(ti_key=ti_key, key=key)
+
+
+def dag_run(dag_id: str, run_id: str):
+    """Airflow 3: another run of a DAG as the Execution API describes it (data interval, state, run
+    type), for task code. The Task SDK fetches an Asset event's ``source_dag_run`` this way; the
+    running task instance has no public call for it. Airflow 2's task code reads the metadata
+    database instead (``run_states``).
+    """
+    if not AIRFLOW_3:
+        raise NotImplementedError("on Airflow 2, read the run from the metadata database")
+    from airflow.sdk.execution_time.comms import GetDagRun
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    return SUPERVISOR_COMMS.send(GetDagRun(dag_id=dag_id, run_id=run_id))

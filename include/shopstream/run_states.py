@@ -86,6 +86,13 @@ def _dt(value: datetime | str) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+def _interval_start(dag_id: str, run_id: str) -> datetime | None:
+    """Airflow 3: the start of a run's data interval, from the Execution API."""
+    from include.shopstream.compat import dag_run
+
+    return dag_run(dag_id, run_id).data_interval_start
+
+
 # -- the questions ------------------------------------------------------------------------------
 
 
@@ -342,14 +349,21 @@ def succeeded_in(
     (the latest run's), or ``None``.
 
     Airflow 2 reads it from the database. Airflow 3 finds the runs of that logical date (the
-    interval's start: the scheduled run and a re-run of it, a clear, "mark success"); it reads no
-    end times, so ``ended_after`` is not answered there (an Asset-triggered run has no logical
-    date to find it by): such an incident is resolved by the task's success callback.
+    interval's start: the scheduled run and a re-run of it, a clear, "mark success") and keeps
+    those whose data interval does start there: a manual run's logical date is the end of its
+    interval, so a manual run at that moment covers the interval before. It reads no end times,
+    so ``ended_after`` is not answered there (an Asset-triggered run has no logical date to find it
+    by), nor a manual run of the interval (found under the interval's end): such an incident is
+    resolved by the task's success callback.
     """
     start = _dt(interval_start)
     if AIRFLOW_3:
         states = _ti(context).get_task_states(dag_id=dag_id, task_ids=[task_id], logical_dates=[start])
-        done = sorted(run_id for run_id, by_task in states.items() if _state(by_task.get(task_id)) == SUCCESS)
+        done = sorted(
+            run_id
+            for run_id, by_task in states.items()
+            if _state(by_task.get(task_id)) == SUCCESS and _interval_start(dag_id, run_id) == start
+        )
         return done[-1] if done else None
     from airflow.models import DagModel, DagRun, TaskInstance
     from airflow.utils.session import create_session
