@@ -10,16 +10,14 @@ task has since succeeded where no success callback saw it, e.g. marked success i
 ages out finished rows. See `include/shopstream/outbox.py` and the README (Alerts).
 """
 
-from include.shopstream import outbox, policies
+from airflow.decorators import dag
 
-# airflow: the DAG processor's safe mode reads only files that name it; compat imports it.
-from include.shopstream.compat import CronDataIntervalTimetable, dag
+from include.shopstream import outbox, policies
 
 
 @dag(
     dag_id=outbox.OUTBOX_DAG,
-    # Explicit, as on every cron DAG: the same data intervals on Airflow 2 and 3.
-    schedule=CronDataIntervalTimetable("*/5 * * * *", timezone="UTC"),
+    schedule="*/5 * * * *",
     start_date=policies.START_DATE,
     catchup=False,
     max_active_runs=1,

@@ -4,15 +4,18 @@ Recency, frequency and monetary value (RFM) as of the report date, plus category
 written to s3://shopstream/features/customer/ds=<date>/features.parquet.
 """
 
-# No `from __future__ import annotations` here: the SDK's aql.dataframe turns Table arguments
-# into DataFrames by comparing each parameter's annotation with pd.DataFrame itself.
+# No `from __future__ import annotations` here: aql.dataframe turns Table arguments into
+# DataFrames by comparing each parameter's annotation with pd.DataFrame itself.
 import pandas as pd
+from airflow.decorators import task_group
+from astro import sql as aql
+from astro.files import File
 
-from include.shopstream import links, sql_steps
-from include.shopstream.compat import task_group
+from include.shopstream import links
+from include.shopstream.names import LAKE_CONN_ID
 from include.shopstream.outputs import CUSTOMER_FEATURES, FEATURES_FILE, ORDERS
-from include.shopstream.sql_steps import table
 from include.shopstream.tasks import announce, rendered
+from include.shopstream.warehouse import table
 
 FEATURE_COLUMNS = [
     "customer_id", "as_of", "recency_days", "frequency", "monetary",
@@ -20,7 +23,7 @@ FEATURE_COLUMNS = [
 ]  # fmt: skip
 
 
-@sql_steps.dataframe(columns_names_capitalization="original")
+@aql.dataframe(columns_names_capitalization="original")
 def customer_features(orders: pd.DataFrame, as_of: str) -> pd.DataFrame:
     """One row per customer with orders placed up to ``as_of`` (cancelled orders excluded)."""
     cutoff = pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)
@@ -58,6 +61,11 @@ def customer_features(orders: pd.DataFrame, as_of: str) -> pd.DataFrame:
 def ml_feature_pipeline(day):
     """RFM and category features per customer, as Parquet in the lake."""
     features = customer_features(table(ORDERS.table_name), day)
-    exported = sql_steps.export_file("write_features", features, FEATURES_FILE.uri_for(rendered(day)))
+    exported = aql.export_to_file(
+        task_id="write_features",
+        input_data=features,
+        output_file=File(path=FEATURES_FILE.uri_for(rendered(day)), conn_id=LAKE_CONN_ID),
+        if_exists="replace",
+    )
     links.attach(exported, links.FeaturesLink())
     exported >> announce(CUSTOMER_FEATURES, day)

@@ -8,11 +8,13 @@ definition, read from the warehouse's catalog (include/shopstream/contract.py), 
 
 from __future__ import annotations
 
+from airflow.decorators import task, task_group
+from astro import sql as aql
+from astro.constants import FileType
+from astro.files import File
 from sqlalchemy import Column, DateTime, Integer, Text
 
-from include.shopstream import sql_steps
-from include.shopstream.compat import task, task_group
-from include.shopstream.names import STAGING
+from include.shopstream.names import LAKE_CONN_ID, STAGING
 from include.shopstream.outputs import (
     CATALOG_FILE,
     INVENTORY,
@@ -22,9 +24,8 @@ from include.shopstream.outputs import (
     RAW_STOCK,
     STOCK_QUARANTINE,
 )
-from include.shopstream.sql_steps import table
 from include.shopstream.tasks import announce, prepare_warehouse, swap_into_gold
-from include.shopstream.warehouse import staging_name
+from include.shopstream.warehouse import staging_name, table, transform_sql
 
 INVENTORY_COLUMNS = ("sku", "warehouse", "on_hand", "reserved", "available", "as_of", "loaded_at")
 CATALOG_COLUMNS = (
@@ -66,12 +67,11 @@ def item_problems(conn, items: list[dict]) -> list[str]:
     The items are checked in the warehouse as text, by the same query as orders' rows: NOT NULL,
     fit to the column's type, CHECK constraints, one item per SKU.
     """
-    import json
+    from psycopg2 import sql as pgsql
+    from psycopg2.extras import execute_values
 
     from include.shopstream.contract import problems_query, read_contract
-    from include.shopstream.pg import server_version, sql_module
 
-    pgsql = sql_module(conn)
     problems: dict[int, str] = {}
     with conn.cursor() as cur:
         contract = read_contract(cur, INVENTORY.table)
@@ -89,19 +89,15 @@ def item_problems(conn, items: list[dict]) -> list[str]:
                 pgsql.SQL(", ").join(pgsql.SQL("{} text").format(pgsql.Identifier(c)) for c in columns)
             )
         )
-        if rows:  # one statement for every item, whichever driver: the rows as one JSON array
-            cur.execute(
-                "INSERT INTO inventory_items SELECT * FROM json_populate_recordset(NULL::inventory_items, %s)",
-                (json.dumps([dict(zip(columns, row, strict=True)) for row in rows]),),
-            )
+        if rows:
+            execute_values(cur, "INSERT INTO inventory_items VALUES %s", rows)
         query = problems_query(
             contract,
             "inventory_items",
             columns,
             order_by="item_index",
-            server_version=server_version(conn),
+            server_version=conn.server_version,
             supplied=("available", "loaded_at"),
-            sql=pgsql,
         )
         cur.execute(pgsql.SQL("SELECT item_index, problem FROM ({}) AS checked").format(query))
         for index, problem in cur.fetchall():
@@ -129,9 +125,10 @@ def fetch_stock(logical_date=None) -> dict:
     from contextlib import closing
 
     import requests
+    from airflow.exceptions import AirflowException, AirflowFailException
+    from airflow.models import Variable
     from airflow.providers.http.hooks.http import HttpHook
 
-    from include.shopstream.compat import AirflowException, AirflowFailException, Variable
     from include.shopstream.lake import lake_hook
     from include.shopstream.names import (
         BUCKET,
@@ -142,8 +139,8 @@ def fetch_stock(logical_date=None) -> dict:
     from include.shopstream.warehouse import data_errors_fail, warehouse_hook
 
     hook = HttpHook(method="GET", http_conn_id=INVENTORY_API_CONN_ID)
-    timeout = float(Variable.get(INVENTORY_API_TIMEOUT_VARIABLE, "10"))
-    page_size = int(Variable.get(INVENTORY_API_PAGE_SIZE_VARIABLE, "500"))
+    timeout = float(Variable.get(INVENTORY_API_TIMEOUT_VARIABLE, default_var="10"))
+    page_size = int(Variable.get(INVENTORY_API_PAGE_SIZE_VARIABLE, default_var="500"))
     items, page, as_of = [], 1, None
     while page:
         try:
@@ -190,17 +187,28 @@ def fetch_stock(logical_date=None) -> dict:
 def inventory_sync():
     """Stock levels per SKU into gold.inventory."""
     fetched = fetch_stock()
-    staged = sql_steps.load_file(
-        "load_stock",
-        RAW_STOCK.uri_template,
-        table("inventory_raw", STAGING, columns=STOCK_STAGING_COLUMNS),
-        filetype="ndjson",
+    staged = aql.load_file(
+        task_id="load_stock",
+        input_file=File(path=RAW_STOCK.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.NDJSON),
+        output_table=table("inventory_raw", STAGING, columns=STOCK_STAGING_COLUMNS),
+        if_exists="replace",
+        use_native_support=False,
     )
-    ready = sql_steps.transform_file(
-        "stock_ready", "inventory_ready.sql", table("inventory_ready", STAGING), raw_stock=staged
+    ready = transform_sql("stock_ready", "inventory_ready.sql", table("inventory_ready", STAGING), raw_stock=staged)
+    merged = aql.merge(
+        task_id="merge_inventory",
+        target_table=table(INVENTORY.table_name),
+        source_table=ready,
+        columns=list(INVENTORY_COLUMNS),
+        target_conflict_columns=list(INVENTORY.key),
+        if_conflicts="update",
     )
-    merged = sql_steps.merge("merge_inventory", table(INVENTORY.table_name), ready, INVENTORY_COLUMNS, INVENTORY.key)
-    exported = sql_steps.export_file("publish_inventory", table(INVENTORY.table_name), INVENTORY_FILE.uri_for())
+    exported = aql.export_to_file(
+        task_id="publish_inventory",
+        input_data=table(INVENTORY.table_name),
+        output_file=File(path=INVENTORY_FILE.uri_for(), conn_id=LAKE_CONN_ID),
+        if_exists="replace",
+    )
     prepare_warehouse() >> fetched >> staged
     merged >> exported >> announce(INVENTORY)
 
@@ -218,8 +226,14 @@ def extract_products(data_interval_start=None) -> dict:
 def product_catalog():
     """Products joined with current stock into gold.product_catalog."""
     extracted = extract_products()
-    staged = sql_steps.load_file("load_products", RAW_PRODUCTS.uri_template, table("products_raw", STAGING))
-    built = sql_steps.transform_file(
+    staged = aql.load_file(
+        task_id="load_products",
+        input_file=File(path=RAW_PRODUCTS.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
+        output_table=table("products_raw", STAGING),
+        if_exists="replace",
+        use_native_support=False,
+    )
+    built = transform_sql(
         "build_catalog",
         "product_catalog.sql",
         table("product_catalog_build", STAGING),
@@ -229,6 +243,11 @@ def product_catalog():
     swapped = swap_into_gold.override(task_id="swap_catalog")(
         staging_name("product_catalog_build"), PRODUCT_CATALOG.table, CATALOG_COLUMNS
     )
-    exported = sql_steps.export_file("publish_catalog", table(PRODUCT_CATALOG.table_name), CATALOG_FILE.uri_for())
+    exported = aql.export_to_file(
+        task_id="publish_catalog",
+        input_data=table(PRODUCT_CATALOG.table_name),
+        output_file=File(path=CATALOG_FILE.uri_for(), conn_id=LAKE_CONN_ID),
+        if_exists="replace",
+    )
     extracted >> staged
     built >> swapped >> exported >> announce(PRODUCT_CATALOG)

@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from include.shopstream.compat import Dataset
+from airflow.datasets import Dataset
+
 from include.shopstream.names import BUCKET
 
 
@@ -98,7 +99,7 @@ class LakeFile:
 
     @property
     def uri_template(self) -> str:
-        """The URI as a Jinja template of the run's own partition (for the SQL steps' templated lake paths)."""
+        """The URI as a Jinja template of the run's own partition (for the SDK's templated File paths)."""
         return self.uri_for(self.partition.template if self.partition else None)
 
 
