@@ -1,6 +1,7 @@
 """Test the validity of all DAGs. **USED BY DEV PARSE COMMAND DO NOT EDIT**"""
 
 from contextlib import contextmanager
+import inspect
 import logging
 import os
 
@@ -85,7 +86,28 @@ def variable_get_monkeypatch(key: str, default_var=_no_default, deserialize_json
 
 
 Variable.get = variable_get_monkeypatch
+
+# Also patch airflow.sdk.Variable for Airflow 3.x SDK imports
+# This ensures DAGs using 'from airflow.sdk import Variable' work with parse
+try:
+    from airflow import sdk as airflow_sdk
+
+    if hasattr(airflow_sdk, "Variable"):
+        airflow_sdk.Variable.get = variable_get_monkeypatch
+except ImportError:
+    pass  # Airflow 2: no airflow.sdk
 # # =========== /MONKEYPATCH VARIABLE.GET() ===========
+
+
+def dag_bag_without_examples():
+    """The DAGs folder's DagBag without Airflow's example DAGs, on Airflow 2 and 3.
+
+    Airflow 3.3's DagBag no longer takes include_examples: the examples are a DAG bundle of
+    their own there, so a DagBag of the DAGs folder never holds them.
+    """
+    if "include_examples" in inspect.signature(DagBag).parameters:
+        return DagBag(include_examples=False)
+    return DagBag()
 
 
 @contextmanager
@@ -107,7 +129,7 @@ def get_import_errors():
     Generate a tuple for import errors in the dag bag, and include DAGs without errors.
     """
     with suppress_logging("airflow"):
-        dag_bag = DagBag(include_examples=False)
+        dag_bag = dag_bag_without_examples()
 
         def strip_path_prefix(path):
             return os.path.relpath(path, os.environ.get("AIRFLOW_HOME"))

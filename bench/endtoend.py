@@ -117,7 +117,8 @@ class EndToEnd:
         self.platform.set_paused(DAGS, True)
         self.platform.set_paused((ANALYTICS, OBSERVABILITY), False)
         for dag_id, logical_date in dates.items():
-            self.platform.airflow("dags", "trigger", dag_id, "-e", logical_date.isoformat())
+            run_id = f"manual__{logical_date.isoformat()}"
+            self.platform.airflow(*self.platform.profile.trigger_args(dag_id, logical_date, run_id))
         zero = datetime.now(UTC)
         cpu = [(zero, cpu_ticks())]
         self.platform.set_paused((SALES, INVENTORY), False)
@@ -174,6 +175,8 @@ class EndToEnd:
             "critical_path": [f"{dag}.{task}" for dag, _, task in path],
             "runs": {dag: sorted(r["state"] for r in runs if r["dag_id"] == dag) for dag in DAGS},
             "tasks": len(tasks),
+            # A task that failed for good: the day is measured all the same, and says so.
+            "failed_tasks": sorted({f"{t['dag_id']}.{t['task_id']}" for t in tasks if t["state"] == "failed"}),
             "task_seconds_total": round(sum(t["seconds"] for t in tasks), 3),
             "gaps_s": gaps([by_node[node] for node in path], zero, end),
             "cpu_busy_share": busy_share(cpu, end),
@@ -208,6 +211,8 @@ def measure(platform: BenchPlatform, upstream: dict[str, dict[str, list[str]]], 
         "ratio": ratio.as_dict(),
         "gaps_s": {name: summarize([r["gaps_s"][name] for r in runs]).as_dict() for name in gap_names},
         "critical_path_tasks": len(runs[0]["critical_path"]),
+        "failed_tasks": sorted({task for r in runs for task in r["failed_tasks"]}),
+        "failed_runs": sum(state == "failed" for r in runs for states in r["runs"].values() for state in states),
         "cpu_busy_share": _median_or_none([r["cpu_busy_share"] for r in runs]),
         "cores": os.cpu_count(),
         "days": [

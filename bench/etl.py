@@ -3,8 +3,10 @@
 The pipeline: ``airflow dags test sales_core_pipeline <date>`` runs the real DAG file's tasks
 in one process, in dependency order, against the platform's connections (here pointed at
 databases of their own); ``customer_360`` is marked successful instead of run, so the run is
-orders_etl alone. Its time is the sum of the task durations that Airflow records, so process
-start-up and DAG parsing (figure 4) are not counted in it.
+orders_etl alone; so is ``drop_staging``, so that the run's staging tables are still there for
+the memory reruns below (a task rerun alone reads its upstream's table of that run). Its time
+is the sum of the task durations that Airflow records, so process start-up and DAG parsing
+(figure 4) are not counted in it.
 
 The baseline, the floor for this work: ``COPY (the same extract query) TO STDOUT`` from the
 source, ``COPY .. FROM STDIN`` into a typed staging table in the warehouse, and one
@@ -53,6 +55,10 @@ MEMORY_TASKS = (
     "publish_orders",
 )  # fmt: skip
 
+# Tasks `airflow dags test` marks successful instead of running: customer_360, and the run's
+# last task, which drops its staging tables (the memory reruns read them).
+MARK_SUCCESS = r"customer_360\..*|drop_staging"
+
 GOAL_RATIO = 1.5
 GOAL_RSS_MIB = 1024
 
@@ -86,9 +92,13 @@ ON CONFLICT (order_id) DO UPDATE SET
 """
 
 
-# `airflow dags test` records no task start_date; its log marks each task's start and end.
+# `airflow dags test` records no task start_date on Airflow 2; its log marks each task's start and
+# end, on both profiles: ``[<time>] {file:line} INFO - [DAG TEST] ...`` on Airflow 2, structlog's
+# ``<time> [info     ] [DAG TEST] ...`` on Airflow 3. The same marks time both.
 DAG_TEST_MARK = re.compile(
-    r"^\[(?P<at>[^\]]+)\] \{[^}]+\} INFO - \[DAG TEST\] (?P<what>starting|end task) task_id=(?P<task>\S+)", re.M
+    r"^\[?(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))\]? .*?"
+    r"\[DAG TEST\] (?P<what>starting|end task) task_id=(?P<task>\S+)",
+    re.M,
 )
 
 
@@ -100,7 +110,7 @@ def task_durations(log: str, group: str = GROUP) -> dict[str, float]:
         task = match["task"]
         if not task.startswith(f"{group}."):
             continue
-        at = datetime.strptime(match["at"], "%Y-%m-%dT%H:%M:%S.%f%z")
+        at = datetime.fromisoformat(match["at"])
         if match["what"] == "starting":
             started[task] = at
         elif task in started:
@@ -157,7 +167,7 @@ class EtlBench:
         measured = run_measured(
             [
                 sys.executable, "-m", "airflow", "dags", "test", DAG_ID, LOGICAL_DATE.isoformat(),
-                "--mark-success-pattern", r"customer_360\..*",
+                "--mark-success-pattern", MARK_SUCCESS,
             ],
             self.env,
             self.platform.logs / f"etl-{tag}.log",

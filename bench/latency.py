@@ -9,6 +9,9 @@ The baseline, the sensor approach the design rejects, is computed, not measured:
 ``ExternalTaskSensor`` that pokes every 60 s (its default) sees the upstream end after a wait
 spread evenly over the interval, so p50 = 30 s and p95 = 57 s, before the scheduler has even
 started the task after the sensor. Measuring it would take an hour for 20 events.
+
+On Airflow 3 a Dataset is an Asset: the same DAGs (written with ``include.shopstream.compat``'s
+names) and the same query on the metadata's Asset tables (``Profile.sql``) measure the same thing.
 """
 
 from __future__ import annotations
@@ -24,14 +27,13 @@ CONSUMER = "bench_latency_consumer"
 SENSOR_POKE_INTERVAL_S = 60.0
 GOAL_P95_S = 1.0
 
-DAG_FILE = '''"""Benchmark-only DAGs (bench.latency): a producer of Dataset events and its consumer."""
+# Airflow's DAG discovery skips a file without the words "airflow" and "dag" in it (safe mode): this
+# one imports through compat, so its docstring carries them.
+DAG_FILE = '''"""Benchmark-only DAGs (bench.latency): Dataset events and their consumer, on airflow 2 or 3."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from airflow import DAG
-from airflow.datasets import Dataset
-from airflow.decorators import task
-from airflow.operators.empty import EmptyOperator
+from include.shopstream.compat import DAG, Dataset, EmptyOperator, task
 
 EVENT = Dataset("s3://shopstream/bench/latency")
 START = datetime.fromisoformat("{start}")

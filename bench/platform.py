@@ -5,6 +5,10 @@ Postgres (embedded), the moto S3, the inventory API simulator and the alert sink
 (``db migrate``, ``airflow_settings.yaml`` with the ``--endpoint`` rewrites, the admin user).
 The scheduler runs with the platform's settings (``Stack.airflow_env``); the webserver is not
 started, because nothing here needs the UI and its workers would compete for the cores.
+
+On Airflow 3 (``localdev/profile.py``) the scheduler parses no DAG files and task processes
+report to the execution API: the DAG processor and the API server (one worker) run beside it.
+The triggerer runs on neither profile: none of the measured DAGs defers.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +83,8 @@ class BenchPlatform:
     root: Path
     stack: Stack
     scheduler: Service | None = None
+    # Airflow 3's processes beside the scheduler: the DAG processor and the API server.
+    companions: list[Service] = field(default_factory=list)
     keep: bool = False
     _env: dict[str, str] = field(default_factory=dict)
 
@@ -107,6 +115,11 @@ class BenchPlatform:
         return platform
 
     @property
+    def profile(self):
+        """The profile of the Airflow that runs the benchmark (``localdev/profile.py``)."""
+        return self.stack.profile
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 
@@ -118,14 +131,19 @@ class BenchPlatform:
     def env(self, **overrides: str) -> dict[str, str]:
         """The environment of the platform's Airflow processes (``Stack.airflow_env``).
 
-        Two changes: DAGs start paused, so that nothing is scheduled before a benchmark asks,
-        and the task log server takes a free port, so that it never clashes with another
-        Airflow on the machine (its 8793 is fixed otherwise).
+        Three changes: DAGs start paused, so that nothing is scheduled before a benchmark asks;
+        the task log server takes a free port, so that it never clashes with another Airflow on
+        the machine (its 8793 is fixed otherwise); and a failed task retries at once
+        (``SHOPSTREAM_RETRY_DELAY_SCALE``, the policies' own seam), so that a day with a failing
+        task ends in seconds, its failures reported, rather than after minutes of retry delays.
+        A day that succeeds retries nothing (the simulated API does not fail here), so its
+        figures are the same either way.
         """
         if not self._env:
             self._env = self.stack.airflow_env()
             self._env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
             self._env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
+            self._env["SHOPSTREAM_RETRY_DELAY_SCALE"] = "0.001"
         return {**self._env, **overrides}
 
     def airflow(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 900) -> str:
@@ -160,7 +178,8 @@ class BenchPlatform:
     def start_scheduler(self, expected_dags: Sequence[str], timeout: float = 300) -> None:
         """Register :attr:`dags_folder`'s DAGs (``Stack.register_dags``), check that
         ``expected_dags`` are among them, then start the scheduler (LocalExecutor) and wait until
-        its job is running."""
+        its job is running; on Airflow 3 also the DAG processor and the API server, whose
+        execution API must answer before a task process can run."""
         env = self.env(AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder))
         try:
             self.stack.register_dags(env)
@@ -170,22 +189,42 @@ class BenchPlatform:
         missing = sorted(set(expected_dags) - {row["dag_id"] for row in rows})
         if missing:
             raise BenchError(f"{self.dags_folder} does not define {', '.join(missing)} (an import error?)")
+        if self.profile.major >= 3:
+            for start in (self.stack.start_web, self.stack.start_dag_processor):
+                self.companions.append(start(env))
+                self.stack.services.append(self.companions[-1])
         self.scheduler = self.stack.start_scheduler(env)
         self.stack.services.append(self.scheduler)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.scheduler.running():
-                raise BenchError(f"the scheduler exited; its log is {self.scheduler.log_path}")
-            if self.metadata("SELECT id FROM job WHERE job_type = 'SchedulerJob' AND state = 'running'"):
+            for service in (self.scheduler, *self.companions):
+                if not service.running():
+                    raise BenchError(f"the {service.name} exited; its log is {service.log_path}")
+            if (
+                self.metadata("SELECT id FROM job WHERE job_type = 'SchedulerJob' AND state = 'running'")
+                and self._api_answers()
+            ):
                 return
             time.sleep(1)
         raise BenchError(f"the scheduler did not start within {timeout:.0f}s; its log is {self.scheduler.log_path}")
 
+    def _api_answers(self) -> bool:
+        """Whether the API server (Airflow 3's execution API) answers; always on Airflow 2."""
+        if self.profile.major < 3:
+            return True
+        try:
+            with urllib.request.urlopen(f"{self.stack.base_url}{self.profile.health_path}", timeout=5):
+                return True
+        except (OSError, urllib.error.URLError):
+            return False
+
     def stop_scheduler(self) -> None:
-        if self.scheduler is not None:
-            self.stack.services.remove(self.scheduler)
-            self.scheduler.stop()
-            self.scheduler = None
+        """Stop the scheduler and, on Airflow 3, its DAG processor and API server."""
+        for service in [*self.companions, *([self.scheduler] if self.scheduler else [])]:
+            self.stack.services.remove(service)
+            service.stop()
+        self.companions.clear()
+        self.scheduler = None
 
     def stop(self) -> None:
         """Stop every process, then delete the folder (kept, and said, when ``keep``)."""

@@ -3,25 +3,29 @@
 
 The on-call promise of the critical path: **the 02:00 ingest is done by 04:00 UTC**. Every day
 at 04:00 this DAG judges `sales_core_pipeline`'s runs for the business date that ingest is about,
-and every earlier deadline since the last successful check (at most three days back), by
-whether `orders_etl.announce_orders` succeeded by the due time:
+and every earlier deadline since the last successful scheduled check (at most three days back),
+by whether `orders_etl.announce_orders` succeeded, in any run of that date, by the due time:
 
 - done by 04:00: nothing is sent;
 - done after 04:00: a Slack warning that says when, and by how much it missed; no page;
 - not done (still running, failed, or never started): a critical Slack alert and one PagerDuty
   incident for that business date; the ingest's success resolves it;
-- the sales DAG had no run before that 04:00 (the platform did not exist yet): nothing is sent.
+- the sales DAG had no run created before that 04:00 (the platform did not exist yet; on
+  Airflow 3: no event of the orders Dataset before it): nothing is sent.
 
 A check triggered by hand judges the date its logical date names, and pages even for a date
 before the platform's first run. Each check task returns, and logs, one line per date judged.
-Why a DAG and not Airflow's task SLA is explained in the README (Failure handling) and in
+The check reads the runs through `include/shopstream/run_states.py`, never in a session of its
+own; the orders Dataset is its inlet. Why a DAG and not Airflow's task SLA, and why Airflow 3's
+Deadline Alerts complement this check rather than replace it (a deadline exists only for a run
+that was created), is explained in the README (Failure handling, The 04:00 page) and in
 `include/shopstream/deadlines.py`.
 """
 
-from airflow.decorators import dag
-from airflow.timetables.trigger import CronTriggerTimetable
-
 from include.shopstream import deadlines, policies
+
+# airflow: the DAG processor's safe mode reads only files that name it; compat imports it.
+from include.shopstream.compat import CronTriggerTimetable, dag
 
 
 @dag(

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from localdev import LocalDevError, backfill
+from localdev import LocalDevError, backfill, profile
 from localdev.stack import (
     ADMIN_PASSWORD,
     ADMIN_USER,
@@ -25,7 +25,8 @@ from localdev.stack import (
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("SHOPSTREAM_STATE_DIR", ROOT / ".local")).resolve()
+    """``SHOPSTREAM_STATE_DIR``, or the profile's own folder: .local/ (Airflow 2), .local-airflow3/ (Airflow 3)."""
+    return Path(os.environ.get("SHOPSTREAM_STATE_DIR") or ROOT / profile.current().state_dir_name).resolve()
 
 
 def report_history(history: backfill.Backfill | None) -> None:
@@ -102,8 +103,11 @@ def run(args: argparse.Namespace) -> int:
         stack.start_services()
         print("preparing Airflow (db migrate, airflow_settings.yaml, admin user)...", flush=True)
         stack.prepare_airflow()
-        print("starting Airflow (scheduler on LocalExecutor, webserver)...", flush=True)
-        stack.start_airflow()
+        names = ", ".join(p.args[0] for p in stack.profile.processes)
+        print(f"starting {stack.profile.label} ({names}; LocalExecutor)...", flush=True)
+        import_errors = stack.start_airflow()
+        for name, error in sorted(import_errors.items()):
+            print(f"warning: {name} does not import, its DAG is not running: {error}", flush=True)
         history = stack.start_backfill(history_days)
         print(
             f"\nShopStream is up: http://localhost:{stack.ports.webserver}  (login {ADMIN_USER} / {ADMIN_PASSWORD})\n"

@@ -1,9 +1,10 @@
 """History, the Airflow way: the seeded days go through sales_core_pipeline with Airflow's backfill.
 
 ``make run`` seeds weeks of orders into the source database, but ``sales_core_pipeline`` has
-catchup off, so the scheduler ingests only the latest interval. After the platform is up,
-``airflow dags backfill`` runs the intervals before it, one after another (the DAG's
-``max_active_runs``), in the background. Each run publishes its Datasets, so analytics and
+catchup off, so the scheduler ingests only the latest interval. After the platform is up, Airflow's
+backfill runs the intervals before it, one after another (the DAG's ``max_active_runs``), in the
+background: on Airflow 2 ``airflow dags backfill`` in its own process, on Airflow 3 ``airflow
+backfill create``, which the scheduler runs (localdev/profile.py). Each run publishes its Datasets, so analytics and
 observability follow as they do for a scheduled run, and the 30-day chart fills in.
 
 - ``SHOPSTREAM_BACKFILL_DAYS`` (default 21, the seeded history) is how many days; 0 turns it off.
@@ -11,6 +12,9 @@ observability follow as they do for a scheduled run, and the 30-day chart fills 
   second ``make run`` backfills only what is missing; a run that a stopped backfill left
   unfinished is marked failed and its tasks re-run.
 - The runner prints a line per finished day; the runs show in the grid as backfill runs.
+- On Airflow 2 a backfilled task whose process ended without recording its state (killed, or
+  its last write lost to a metadata-database deadlock) is set up for retry: the scheduler's
+  zombie detection leaves backfill runs alone and the backfill itself would wait for it forever.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ SETTING = "SHOPSTREAM_BACKFILL_DAYS"
 MAX_DAYS = 366
 RUN_HOUR = 2  # sales_core_pipeline runs at 02:00 UTC
 MAX_RESTARTS = 3  # a backfill process that died with days unfinished is started again this often
+# A task process that stopped heartbeating this long ago is dead (Airflow's own zombie threshold).
+ORPHAN_AFTER_SECONDS = 300
 
 
 def days_from_env(env: Mapping[str, str]) -> int:
@@ -62,7 +68,10 @@ def seeded_days_needed(days: int, now: datetime) -> int:
 
 @dataclass
 class Backfill:
-    """One background ``airflow dags backfill`` of the missing days, and its progress lines."""
+    """One background backfill of the missing days, and its progress lines.
+
+    ``query`` reads the metadata database with Airflow 2's names (``Stack.metadata`` translates).
+    """
 
     dates: list[datetime]
     query: Callable[[str, tuple], list[dict]]
@@ -78,12 +87,12 @@ class Backfill:
         if not self.dates:
             return {}
         rows = self.query(
-            "SELECT execution_date, state, run_id FROM dag_run WHERE dag_id = %s"
+            "SELECT execution_date AS day, state, run_id FROM dag_run WHERE dag_id = %s"
             " AND execution_date >= %s AND execution_date <= %s",
             (DAG_ID, self.dates[0], self.dates[-1]),
         )
         wanted = set(self.dates)
-        return {row["execution_date"]: (row["state"], row["run_id"]) for row in rows if row["execution_date"] in wanted}
+        return {row["day"]: (row["state"], row["run_id"]) for row in rows if row["day"] in wanted}
 
     def states(self) -> dict[datetime, str]:
         return {day: state for day, (state, _) in self.runs().items()}
@@ -100,20 +109,6 @@ class Backfill:
     def missing(self) -> list[datetime]:
         states = self.states()
         return [d for d in self.dates if states.get(d) != "success"]
-
-    def command(self, missing: list[datetime]) -> list[str]:
-        return [
-            "dags",
-            "backfill",
-            DAG_ID,
-            "--start-date",
-            missing[0].isoformat(),
-            "--end-date",
-            missing[-1].isoformat(),
-            "--rerun-failed-tasks",
-            "--continue-on-failures",
-            "--yes",
-        ]
 
     def progress(self, backfill_running: bool = False) -> list[str]:
         """A line for each wanted day that finished since the last call."""
@@ -135,6 +130,32 @@ class Backfill:
 
     def complete(self) -> bool:
         return len(self.reported) == len(self.dates)
+
+    def requeue_orphans(self) -> list[str]:
+        """Set up for retry (or failed, on the last try) the backfilled tasks nobody runs any more; a line each."""
+        return [
+            f"history: {row['task_id']} of {row['run_id']} ended without recording its state;"
+            f" {'set up for retry' if row['state'] == 'up_for_retry' else 'failed, it had no try left'}"
+            for row in self.query(REQUEUE_ORPHANS, (DAG_ID, ORPHAN_AFTER_SECONDS))
+        ]
+
+
+# Airflow 2.10's backfill reads its running tasks' states from the metadata database and lets the
+# executor's "finished" events go; the scheduler reaps zombies only among the tasks it queued.
+# A backfilled task still "running" whose LocalTaskJob has ended (or stopped heartbeating) is
+# therefore never finished by anyone: it is what the scheduler's zombie handling would make of
+# it, up for retry while it has tries left (the backfill queues it again) and failed otherwise.
+REQUEUE_ORPHANS = """
+UPDATE task_instance ti
+SET state = CASE WHEN ti.try_number <= ti.max_tries THEN 'up_for_retry' ELSE 'failed' END,
+    end_date = now(), updated_at = now()
+FROM job, dag_run dr
+WHERE ti.dag_id = %s AND ti.state = 'running'
+  AND job.id = ti.job_id AND job.job_type = 'LocalTaskJob'
+  AND (job.state <> 'running' OR job.latest_heartbeat < now() - make_interval(secs => %s))
+  AND dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id AND dr.run_type = 'backfill'
+RETURNING ti.task_id, ti.run_id, ti.state
+"""
 
 
 REPORTS_DAG_ID = "analytics_and_reporting_pipeline"

@@ -5,7 +5,10 @@ The webserver fetches a running or deferred task's log from the machine that run
 2.10.5's ``serve_logs`` binds every interface (``[::]`` or ``0.0.0.0``) and has no setting for
 the address, so ``make run`` starts the scheduler and the triggerer with ``--skip-serve-logs``
 and runs the same Flask app here, on 127.0.0.1 only: a developer's task logs stay on the machine.
-Both ports point here, since both processes write to the one log folder.
+Both ports point here, since both processes write to the one log folder. Airflow 3.3's server is
+a FastAPI app (``airflow.utils.serve_logs.log_server``) that its ``serve_logs`` runs with uvicorn on
+every interface too; here uvicorn runs it on 127.0.0.1. Its requests are signed with ``[api]
+secret_key``, which every process of the stack shares.
 
 ``python -m localdev.log_server <port>``, in the stack's Airflow environment (secret key, log folder).
 """
@@ -26,6 +29,20 @@ def hostname() -> str:
 
 
 def serve(port: int, host: str = HOST) -> None:
+    from localdev.profile import current
+
+    if current().log_server_app() == "fastapi":
+        import uvicorn
+
+        uvicorn.run(
+            "airflow.utils.serve_logs.log_server:get_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+        return
     from airflow.utils.serve_logs import GunicornOption, StandaloneGunicornApplication, create_app
 
     # One worker: the only client is the local webserver.

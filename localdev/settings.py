@@ -354,7 +354,11 @@ def point_at(settings: Settings, endpoints: Mapping[str, Endpoint]) -> Settings:
 
 def apply(settings: Settings) -> dict:
     """Write ``settings`` to the metadata database that Airflow's config names, atomically."""
-    from airflow.models import Connection, Pool, Variable
+    # The metadata database's own models (Airflow 3's task-facing Connection and Variable live
+    # in airflow.sdk and write nothing).
+    from airflow.models.connection import Connection
+    from airflow.models.pool import Pool
+    from airflow.models.variable import Variable
     from airflow.utils.session import create_session
 
     with create_session() as session:

@@ -6,7 +6,6 @@ folder (``.local/`` by default), so a second run picks up where the first stoppe
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -15,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,10 +24,12 @@ import psycopg2.extras
 from localdev import LocalDevError, alert_sink, backfill, inventory_api, postgres, s3, seed
 from localdev.generator import Scale, ShopStreamData
 from localdev.processes import Service, ensure_port_free, pid_alive, spawn, stop_process_group, wait_until
+from localdev.profile import ADMIN_PASSWORD, ADMIN_USER, Profile, call_api, current
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_USER = "admin"
-ADMIN_PASSWORD = "admin"  # local development only: the stack listens on loopback
+# Stand-in DAG and plugin folders for a test (the platform's own: dags/ and plugins/).
+DAGS_FOLDER_SETTING = "SHOPSTREAM_DAGS_FOLDER"
+PLUGINS_FOLDER_SETTING = "SHOPSTREAM_PLUGINS_FOLDER"
 
 # The databases that the one local Postgres holds.
 METADATA_DB = "airflow"
@@ -48,9 +48,20 @@ PLATFORM_AIRFLOW_CONFIG = {
 }
 
 
-def dag_ids() -> set[str]:
-    """The platform's DAGs: one per file in dags/, named as its file (tests/dags checks it)."""
-    return {path.stem for path in (ROOT / "dags").glob("*.py")}
+def dags_folder(env: Mapping[str, str] | None = None) -> Path:
+    """The DAG folder the stack runs: dags/, or ``SHOPSTREAM_DAGS_FOLDER``."""
+    env = os.environ if env is None else env
+    return Path(env.get(DAGS_FOLDER_SETTING) or ROOT / "dags").resolve()
+
+
+def plugins_folder(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get(PLUGINS_FOLDER_SETTING) or ROOT / "plugins").resolve()
+
+
+def dag_ids(folder: Path | None = None) -> set[str]:
+    """The DAGs of a DAG folder: one per file, named as its file (tests/dags checks it for dags/)."""
+    return {path.stem for path in (folder or dags_folder()).glob("*.py")}
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,8 @@ class Stack:
     pg: postgres.PostgresServer | None = None
     lake: s3.S3Server | None = None
     backfill_process: Service | None = None
+    _backfill_env: dict[str, str] | None = field(default=None, repr=False)
+    profile: Profile = field(default_factory=current)
 
     @property
     def logs(self) -> Path:
@@ -173,7 +186,7 @@ class Stack:
 
     def _check_ports(self) -> None:
         wanted = [
-            ("webserver", "Airflow webserver"),
+            ("webserver", self.profile.web.name),
             ("s3", "mocked S3"),
             ("inventory_api", "inventory API simulator"),
             ("alert_sink", "alert sink"),
@@ -211,17 +224,26 @@ class Stack:
     # -- Airflow --------------------------------------------------------------------------
 
     def _secrets(self) -> dict[str, str]:
-        """A Fernet key and a webserver secret made once per state folder, never committed."""
+        """The profile's keys (a Fernet key, a web secret and, on Airflow 3, a JWT secret), made once
+        per state folder, never committed."""
         path = self.state_dir / "secrets.json"
-        if path.exists():
-            return json.loads(path.read_text())
+        values = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in self.profile.secret_names if name not in values]
+        if not missing:
+            return values
         from cryptography.fernet import Fernet
 
-        values = {"fernet_key": Fernet.generate_key().decode(), "secret_key": secrets.token_hex(32)}
+        for name in missing:
+            values[name] = Fernet.generate_key().decode() if name == "fernet_key" else secrets.token_hex(32)
         # Created owner-only: written first and narrowed after, the keys would be readable meanwhile.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # A file that lacks a key is replaced whole, by a new owner-only file.
+        target = path if not path.exists() else path.with_name("secrets.json.new")
+        target.unlink(missing_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as file:
             file.write(json.dumps(values))
+        if target != path:
+            target.replace(path)
         return values
 
     def airflow_env(self) -> dict[str, str]:
@@ -233,8 +255,8 @@ class Stack:
             {
                 "AIRFLOW_HOME": str(self.state_dir / "airflow"),
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder(env)),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder(env)),
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 # A developer's machine also runs the databases: keep task processes to what its
                 # cores can start within the DAG import timeout (raised for the same reason).
@@ -243,13 +265,6 @@ class Stack:
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.pg.url(METADATA_DB, driver="postgresql+psycopg2"),
-                "AIRFLOW__WEBSERVER__SECRET_KEY": keys["secret_key"],
-                "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
-                "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(self.ports.webserver),
-                "AIRFLOW__WEBSERVER__BASE_URL": f"http://localhost:{self.ports.webserver}",
-                "AIRFLOW__WEBSERVER__WORKERS": "2",
-                "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session",
-                "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "30",
                 # Task logs are served by localdev/log_server.py on loopback (Airflow's own server
                 # binds every interface); the scheduler and triggerer skip theirs.
                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "localdev.log_server.hostname",
@@ -257,6 +272,8 @@ class Stack:
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.log_server),
             }
         )
+        # The web process, its login and the settings that Airflow 3 renamed: localdev/profile.py.
+        env.update(self.profile.airflow_env(keys, self.state_dir, self.ports.webserver))
         return env
 
     def run_airflow(
@@ -294,31 +311,43 @@ class Stack:
             raise LocalDevError(last.removeprefix("error: "))
         return result.stdout.strip()
 
+    def start_process(self, command: str, env: Mapping[str, str] | None = None, log_name: str = "") -> Service:
+        """One of the profile's Airflow processes (``scheduler``, ``dag-processor``, ``triggerer``,
+        ``webserver`` or ``api-server``) in the background, its output in ``logs/``."""
+        process = self.profile.process(command)
+        service = spawn(
+            process.name,
+            [sys.executable, "-m", "airflow", *process.args],
+            self.logs / (log_name or process.log),
+            env=dict(env or self.airflow_env()),
+            cwd=ROOT,
+        )
+        if process.web:
+            service.url = self.base_url
+        return service
+
     def start_scheduler(self, env: Mapping[str, str] | None = None, log_name: str = "scheduler.log") -> Service:
         """``airflow scheduler`` (LocalExecutor) in the background, its output in ``logs/<log_name>``.
 
         Without Airflow's log server, which would listen on every interface: ``start_log_server``.
         """
-        return spawn(
-            "Airflow scheduler",
-            [sys.executable, "-m", "airflow", "scheduler", "--skip-serve-logs"],
-            self.logs / log_name,
-            env=dict(env or self.airflow_env()),
-            cwd=ROOT,
-        )
+        return self.start_process("scheduler", env, log_name)
 
     def start_triggerer(self, env: Mapping[str, str] | None = None) -> Service:
         """``airflow triggerer``: deferred tasks wait in it and resume when their trigger fires."""
-        return spawn(
-            "Airflow triggerer",
-            [sys.executable, "-m", "airflow", "triggerer", "--skip-serve-logs"],
-            self.logs / "triggerer.log",
-            env=dict(env or self.airflow_env()),
-            cwd=ROOT,
-        )
+        return self.start_process("triggerer", env)
+
+    def start_dag_processor(self, env: Mapping[str, str] | None = None) -> Service:
+        """``airflow dag-processor`` (Airflow 3: the scheduler parses no DAG files itself)."""
+        return self.start_process("dag-processor", env)
+
+    def start_web(self, env: Mapping[str, str] | None = None) -> Service:
+        """The UI and REST API: ``airflow webserver`` (Airflow 2) or ``airflow api-server`` (Airflow 3,
+        which also serves the execution API that task processes report to)."""
+        return self.start_process(self.profile.web.args[0], env)
 
     def start_log_server(self, env: Mapping[str, str] | None = None) -> Service:
-        """Airflow's task log server on 127.0.0.1 (localdev/log_server.py), for the webserver."""
+        """Airflow's task log server on 127.0.0.1 (localdev/log_server.py), for the web process."""
         service = spawn(
             "Airflow log server",
             [sys.executable, "-m", "localdev.log_server", str(self.ports.log_server)],
@@ -329,30 +358,19 @@ class Stack:
         service.url = f"http://127.0.0.1:{self.ports.log_server}"
         return service
 
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.webserver}"
+
     def prepare_airflow(self) -> None:
         """Migrate the metadata database, apply ``airflow_settings.yaml``, create the admin user."""
         env = self.airflow_env()
         Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate", env=env, what="airflow db migrate")
         print(self.apply_settings(env))
-        self.airflow(
-            "users",
-            "create",
-            "--username",
-            ADMIN_USER,
-            "--password",
-            ADMIN_PASSWORD,
-            "--role",
-            "Admin",
-            "--firstname",
-            "Local",
-            "--lastname",
-            "Admin",
-            "--email",
-            "admin@localhost",
-            env=env,
-            what="creating the admin user",
-        )
+        self.profile.prepare_state(self.state_dir)
+        for command in self.profile.admin_commands():
+            self.airflow(*command, env=env, what="creating the admin user")
 
     def register_dags(self, env: Mapping[str, str] | None = None) -> None:
         """Parse the DAG folder once, in one process, and write its DAGs and Datasets.
@@ -366,46 +384,60 @@ class Stack:
         """
         self.airflow("dags", "reserialize", env=env, what="registering the DAGs and their Datasets")
 
-    def start_airflow(self) -> None:
-        """Scheduler (LocalExecutor), triggerer, log server and webserver; wait until ``/health`` says
-        the scheduler and triggerer are healthy."""
+    def start_airflow(self) -> dict[str, str]:
+        """The profile's Airflow processes (localdev/profile.py) and the log server; wait until the
+        health endpoint says every part is healthy and the REST API lists every DAG.
+
+        A DAG file that does not import counts as there once its import error is: returns those
+        errors (file name -> the error's last line), for the terminal.
+        """
         env = self.airflow_env()
         self.register_dags(env)
         self._track(self.start_scheduler(env))
-        self._track(self.start_triggerer(env))
+        starters = {"dag-processor": self.start_dag_processor, "triggerer": self.start_triggerer}
+        for process in self.profile.processes:
+            if process.args[0] in starters:
+                self._track(starters[process.args[0]](env))
         self._track(self.start_log_server(env))
-        webserver = [sys.executable, "-m", "airflow", "webserver"]
-        web = spawn("Airflow webserver", webserver, self.logs / "webserver.log", env=env, cwd=ROOT)
-        web.url = f"http://localhost:{self.ports.webserver}"
+        web = self.start_web(env)
         self._track(web)
 
-        expected = dag_ids()
+        expected = dag_ids(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]))
+        errors: dict[str, str] = {}
 
         def up() -> bool:
             # Healthy, and every DAG parsed: the scheduler registers them some seconds after /health.
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.webserver}/health", timeout=5) as response:
-                health = json.load(response)
-            if not all(health[part]["status"] == "healthy" for part in ("metadatabase", "scheduler", "triggerer")):
+            if not self.healthy():
                 return False
-            return expected <= self.listed_dag_ids()
+            missing = expected - self.listed_dag_ids()
+            if missing:
+                errors.clear()
+                errors.update(self.import_errors())
+            return missing <= {Path(name).stem for name in errors}
 
         wait_until(up, web, timeout=240, what=f"healthy, with the REST API listing all {len(expected)} DAGs")
+        return errors
+
+    def healthy(self) -> bool:
+        """Whether the web process's health endpoint says every part of this profile is healthy."""
+        health = self.api("GET", "/health")
+        return all((health.get(part) or {}).get("status") == "healthy" for part in self.profile.healthy_parts)
 
     def listed_dag_ids(self) -> set[str]:
-        """The DAG ids the webserver's REST API lists."""
+        """The DAG ids the REST API lists."""
         return {dag["dag_id"] for dag in self.api("GET", "/dags?limit=100")["dags"]}
 
+    def import_errors(self) -> dict[str, str]:
+        """DAG files that do not import, as the REST API lists them: file name -> the error's last line."""
+        errors = {}
+        for error in self.api("GET", "/importErrors?limit=100")["import_errors"]:
+            lines = (error.get("stack_trace") or "").strip().splitlines()
+            errors[Path(error["filename"]).name] = lines[-1] if lines else ""
+        return errors
+
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
-        """One call to the webserver's REST API (``/api/v1`` + ``path``) as the admin user."""
-        token = base64.b64encode(f"{ADMIN_USER}:{ADMIN_PASSWORD}".encode()).decode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.ports.webserver}/api/v1{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)
+        """One call to the REST API (``/api/v1`` or ``/api/v2`` + ``path``) as the admin user."""
+        return call_api(self.profile, self.base_url, method, path, body)
 
     def query(self, database: str, statement: str, params=None) -> list[dict]:
         """Rows of one statement on one of the stack's databases, as dicts (none for a command)."""
@@ -418,60 +450,86 @@ class Stack:
             conn.close()
 
     def metadata(self, statement: str, params=None) -> list[dict]:
-        """Rows of one statement on Airflow's metadata database."""
-        return self.query(METADATA_DB, statement, params)
+        """Rows of one statement on Airflow's metadata database.
+
+        Written with Airflow 2's names (``execution_date``, the ``dataset`` tables); on Airflow 3
+        they are rewritten to its own (``logical_date``, the ``asset`` tables).
+        """
+        return self.query(METADATA_DB, self.profile.sql(statement), params)
 
     def start_backfill(self, days: int) -> backfill.Backfill | None:
         """Backfill the ``days`` days before the scheduler's own run, in the background (localdev/backfill.py)."""
         if days == 0:
             return None
-        history = backfill.Backfill(dates=backfill.logical_dates(days, datetime.now(UTC)), query=self.metadata)
+        return self.backfill(backfill.logical_dates(days, datetime.now(UTC)))
+
+    def backfill(self, dates: list[datetime], env: dict[str, str] | None = None) -> backfill.Backfill:
+        """Backfill the days of ``dates`` whose sales run has not succeeded, in the background;
+        ``resume_backfill`` looks after it. ``env``: the backfill's environment (``airflow_env()``)."""
+        history = backfill.Backfill(dates=dates, query=self.metadata)
         missing = history.missing()
         history.reported = {day for day in history.dates if day not in missing}
         if missing:
+            self._backfill_env = env
             self._spawn_backfill(history, missing)
         return history
 
     def resume_backfill(self, history: backfill.Backfill) -> str | None:
-        """Start the backfill again when its process ended with days left unfinished.
+        """Start the backfill again when it ended with days left unfinished.
 
-        Airflow's backfill process can die under it (a metadata-database deadlock with the
+        Airflow 2's backfill process can die under it (a metadata-database deadlock with the
         scheduler, a killed process); its runs then stay running and nothing else moves them.
-        Returns what happened, for the terminal, or None while the backfill runs or is done.
+        Airflow 3's scheduler runs a recorded backfill; one marked complete with days unfinished
+        is recorded again. While Airflow 2's backfill runs, its tasks whose process ended without
+        recording a state are set up for retry (``Backfill.requeue_orphans``). Returns what
+        happened, for the terminal, or None.
         """
+        if self.backfill_running():
+            if self.profile.backfill_is_a_process:
+                return "\n".join(history.requeue_orphans()) or None
+            return None
         process = self.backfill_process
-        if process is None or process.running():
+        if self.profile.backfill_is_a_process and process is None:
             return None
         left = history.unfinished()
         if not left:
             return None
+        how = f"exit code {process.process.returncode}, log {process.log_path}" if process else "its backfill completed"
         if history.restarts >= backfill.MAX_RESTARTS:
             self.backfill_process = None
             self._write_state()
-            return (
-                f"history: the backfill stopped {history.restarts + 1} times (exit code {process.process.returncode});"
-                f" {len(left)} days not ingested; its log is {process.log_path}"
-            )
+            return f"history: the backfill stopped {history.restarts + 1} times ({how}); {len(left)} days not ingested"
         history.restarts += 1
         history.retrying.update(left)
         self._spawn_backfill(history, left)
-        return (
-            f"history: the backfill stopped (exit code {process.process.returncode}, log {process.log_path});"
-            f" restarted for the {len(left)} unfinished days"
-        )
+        return f"history: the backfill stopped ({how}); restarted for the {len(left)} unfinished days"
 
     def backfill_running(self) -> bool:
-        return self.backfill_process is not None and self.backfill_process.running()
+        if self.profile.backfill_is_a_process:
+            return self.backfill_process is not None and self.backfill_process.running()
+        return bool(
+            self.metadata(
+                "SELECT id FROM backfill WHERE dag_id = %s AND completed_at IS NULL AND NOT coalesce(is_paused, false)",
+                (backfill.DAG_ID,),
+            )
+        )
 
     def _spawn_backfill(self, history: backfill.Backfill, days: list[datetime]) -> None:
+        if not self.profile.backfill_is_a_process and self.backfill_running():
+            return  # Airflow 3: a backfill recorded by an earlier run; the scheduler carries it on
         for run_id in history.unfinished_run_ids():
-            # Left running by a backfill that was stopped: failed, so that --rerun-failed-tasks redoes it.
+            # Left running by a backfill that was stopped: failed, so that the backfill redoes it.
             self.api("PATCH", f"/dags/{backfill.DAG_ID}/dagRuns/{run_id}", {"state": "failed"})
+        args = self.profile.backfill_args(backfill.DAG_ID, days[0], days[-1])
+        if not self.profile.backfill_is_a_process:
+            # Airflow 3: recorded in the metadata database; the scheduler runs it.
+            self.airflow(*args, what="recording the history backfill")
+            return
         self.backfill_process = spawn(
             "Airflow backfill",
-            [sys.executable, "-m", "airflow", *history.command(days)],
+            [sys.executable, "-m", "airflow", *args],
             self.logs / "backfill.log",
-            env=self.airflow_env(),
+            env=self._backfill_env or self.airflow_env(),
             cwd=ROOT,
         )
         self._write_state()
@@ -517,10 +575,14 @@ class Stack:
                     f"its log is {service.log_path}"
                 )
 
-    def stop(self) -> None:
-        """Stop every process this stack started, newest first."""
+    def stop_backfill(self) -> None:
+        """Stop Airflow 2's backfill process and its tasks (Airflow 3's backfills are the scheduler's)."""
         if self.backfill_process and self.backfill_process.running():
             self.backfill_process.stop()
+
+    def stop(self) -> None:
+        """Stop every process this stack started, newest first."""
+        self.stop_backfill()
         while self.services:
             service = self.services.pop()
             try:
@@ -567,4 +629,12 @@ def ensure_not_running(state_dir: Path) -> None:
             raise LocalDevError(f"the local platform is already running (pid {runner}); `make stop` stops it")
 
 
-__all__ = ["Ports", "Stack", "ensure_not_running", "ensure_port_free", "stop_recorded"]
+__all__ = [
+    "ADMIN_PASSWORD",
+    "ADMIN_USER",
+    "Ports",
+    "Stack",
+    "ensure_not_running",
+    "ensure_port_free",
+    "stop_recorded",
+]

@@ -164,3 +164,65 @@ def test_busy_share_counts_only_the_samples_before_the_day_ended():
     assert busy_share([(zero, None), (zero + timedelta(seconds=2), None)], end=zero + timedelta(seconds=3)) is None
     busy, total = cpu_ticks()
     assert 0 <= busy <= total
+
+
+def test_dag_test_log_of_airflow_3_gives_the_same_durations():
+    """Airflow 3's `dags test` logs through structlog: the same marks, another line format."""
+    log = (
+        "2026-12-05T08:40:01.250000Z [info     ] [DAG TEST] starting task_id=orders_etl.a map_index=-1"
+        " [airflow.sdk.definitions.dag]\n"
+        "2026-12-05T08:40:01.300000Z [info     ] [DAG TEST] running task <TaskInstance: x> [airflow.sdk]\n"
+        "2026-12-05T08:40:03.000000Z [info     ] [DAG TEST] end task task_id=orders_etl.a map_index=-1"
+        " [airflow.sdk.definitions.dag]\n"
+    )
+    assert task_durations(log) == {"a": 1.75}
+
+
+def test_profiles_to_measure_and_where_each_writes():
+    from pathlib import Path
+
+    from bench.both import parse_profiles, profile_out
+
+    assert parse_profiles("2,3") == [2, 3] and parse_profiles(" 3 ") == [3]
+    for text in ("", "1", "2,2", "4", "2;3"):
+        with pytest.raises(BenchError, match="BENCH_PROFILES"):
+            parse_profiles(text)
+    assert profile_out(Path("/tmp/x/latest.json"), 3) == Path("/tmp/x/latest.airflow3.json")
+
+
+def test_both_profiles_in_one_table_and_a_failed_figure_says_why():
+    from bench.report import render_both, side_by_side
+
+    def document(major: int, latency) -> dict:
+        return {
+            "profile": {"airflow_major": major, "sql_backend": "astro" if major == 2 else "providers"},
+            "machine": {"cores": 2, "platform": "Linux"},
+            "versions": {"apache-airflow": f"{major}.0", "astro-sdk-python": "1.9.0" if major == 2 else None,
+                         "postgres": "16", "python": "3.11"},
+            "duration_s": 60,
+            "results": {"orders_etl": None, "growth": None, "end_to_end": None, "parse": None,
+                        "dataset_latency": latency},
+            "notes": [],
+        }  # fmt: skip
+
+    latency = {
+        "p50_s": 0.3, "p95_s": 0.4, "events": 20, "ratio_p95_to_sensor": 0.007,
+        "baseline": {"p50_s": 30.0, "p95_s": 57.0}, "goals": {"p95_met": True, "p95_under_s": 1.0},
+    }  # fmt: skip
+    merged = {
+        "timestamp": "2026-12-05T09:00:00Z",
+        "settings": {"BENCH_SCALE": "10k"},
+        "profiles": {
+            "airflow2": document(2, latency),
+            "airflow3": document(3, {"unmeasured": "only 3 of 20 Dataset events started a consumer run in time"}),
+        },
+    }
+    rows = side_by_side(merged)
+    assert [row[:2] for row in rows] == [
+        ("Dataset (Asset) trigger latency", "Airflow 2.10 + Astro SDK"),
+        ("Dataset (Asset) trigger latency", "Airflow 3.3 + providers"),
+    ]
+    assert rows[0][2].startswith("p50 0.30 s") and "only 3 of 20" in rows[1][2]
+    merged["profiles"]["airflow3"] = {"unmeasured": ".venv-airflow3 does not exist"}
+    text = render_both(merged)
+    assert "not measured: .venv-airflow3 does not exist" in text and "astro-sdk-python 1.9.0" in text

@@ -22,9 +22,19 @@ import pytest
 
 from tests.conftest import PROJECT
 
-# What the image needs: Airflow's folders, the runtime's ONBUILD inputs, and the Astro CLI's
-# .astro/ (astro dev parse) and tests/ (astro dev pytest).
-IMAGE_TOP_LEVEL = {"dags", "include", "plugins", "tests", ".astro", "requirements.txt", "packages.txt"}
+# What the image needs: Airflow's folders, the runtime's ONBUILD inputs (Dockerfile.airflow3's
+# install: requirements-airflow3.txt), and the Astro CLI's .astro/ (astro dev parse) and tests/
+# (astro dev pytest).
+IMAGE_TOP_LEVEL = {
+    "dags",
+    "include",
+    "plugins",
+    "tests",
+    ".astro",
+    "requirements.txt",
+    "requirements-airflow3.txt",
+    "packages.txt",
+}
 # Development tooling and local state that must never reach a deployment.
 NEVER = {
     "localdev",
@@ -32,6 +42,10 @@ NEVER = {
     "Makefile",
     "requirements.lock",
     "requirements-dev.in",
+    "requirements-airflow3.lock",
+    "requirements-airflow3.in",
+    ".venv-airflow3",
+    "Dockerfile.airflow3",
     "docker-compose.override.yml",
     "airflow_settings.yaml",
     ".env",
@@ -158,7 +172,13 @@ def test_the_image_gets_only_what_the_deployment_needs():
     assert top_level == IMAGE_TOP_LEVEL
     assert not top_level & NEVER
     assert not [p for p in context if "__pycache__" in p.split("/") or p.endswith((".pyc", ".pyo"))]
-    for needed in ("requirements.txt", "packages.txt", ".astro/test_dag_integrity_default.py", "tests/conftest.py"):
+    for needed in (
+        "requirements.txt",
+        "requirements-airflow3.txt",
+        "packages.txt",
+        ".astro/test_dag_integrity_default.py",
+        "tests/conftest.py",
+    ):
         assert needed in context
     for folder in ("dags", "include/shopstream", "plugins"):
         tracked = subprocess.run(

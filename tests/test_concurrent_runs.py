@@ -11,15 +11,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from include.shopstream import sql_steps
 from include.shopstream.names import STAGING
-from include.shopstream.warehouse import RUN_KEY_TEMPLATE, run_key, sql, staging_name, table
+from include.shopstream.sql_steps import table
+from include.shopstream.warehouse import RUN_KEY_TEMPLATE, run_key, sql, staging_name
 
 DATABASE = "shopstream_concurrent_runs"
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def render(template: str, dag_id: str, run_id: str) -> str:
-    from airflow import DAG, macros
+    from airflow import macros
+
+    from include.shopstream.compat import DAG
 
     dag = DAG(dag_id, start_date=T0, schedule=None)
     return dag.get_template_env().from_string(template).render(dag=dag, run_id=run_id, macros=macros)
@@ -40,34 +44,33 @@ def test_a_run_key_renders_as_python_computes_it_and_differs_between_runs():
     assert len(longest.split(".")[1]) <= 63, "Postgres cuts names at 63 bytes"
 
 
-def test_the_sdk_renders_a_staging_tables_name_for_the_run_and_leaves_gold_as_it_is():
-    """Airflow renders the nested ``Table.name`` template field of an SDK operator (what the task
+def qualified(table) -> str:
+    """``schema.name`` of a step's table as its operator holds it (an SDK ``Table``, or the name)."""
+    metadata = getattr(table, "metadata", None)
+    return f"{metadata.schema}.{table.name}" if metadata is not None else table
+
+
+def test_a_steps_staging_table_is_rendered_for_the_run_and_gold_is_left_as_it_is():
+    """Airflow renders a staging table's name in the SQL step's template fields (what the task
     runner does before ``execute``); a gold table's name has nothing to render."""
-    from airflow import DAG, macros
-    from astro import sql as aql
-    from astro.files import File
+    from airflow import macros
+
+    from include.shopstream.compat import DAG
 
     with DAG("sales_core_pipeline", start_date=T0, schedule=None) as dag:
-        load = aql.load_file(
-            task_id="load_orders",
-            input_file=File(path="s3://shopstream/raw/orders/"),
-            output_table=table("orders_raw", STAGING),
+        load = sql_steps.load_file(
+            "load_orders", "s3://shopstream/raw/orders/", table("orders_raw", STAGING), text_as_is=True
         ).operator
-        merge = aql.merge(
-            task_id="merge_orders",
-            target_table=table("orders"),
-            source_table=table("orders_valid", STAGING),
-            columns=["order_id"],
-            target_conflict_columns=["order_id"],
-            if_conflicts="update",
+        merge = sql_steps.merge(
+            "merge_orders", table("orders"), table("orders_valid", STAGING), ["order_id"], ["order_id"]
         ).operator
     run_id = "backfill__2026-11-24T02:00:00+00:00"
     for operator in (load, merge):
         operator.render_template_fields({"dag": dag, "run_id": run_id, "macros": macros})
     key = run_key("sales_core_pipeline", run_id)
-    assert (load.output_table.metadata.schema, load.output_table.name) == (STAGING, f"orders_raw__{key}")
-    assert merge.source_table.name == f"orders_valid__{key}"
-    assert (merge.target_table.metadata.schema, merge.target_table.name) == ("gold", "orders")
+    assert qualified(load.output_table) == f"{STAGING}.orders_raw__{key}"
+    assert qualified(merge.source_table) == f"{STAGING}.orders_valid__{key}"
+    assert qualified(merge.target_table) == "gold.orders"
 
 
 # -- on Postgres --------------------------------------------------------------------------------
@@ -105,25 +108,11 @@ def stage_orders(pg_server, name: str, rows: list[tuple]) -> None:
         )
 
 
-def sdk_merge(source: str) -> None:
-    """aql.merge's statement on Postgres, as merge_orders runs it."""
-    from astro.databases.postgres import PostgresDatabase
-    from astro.table import Metadata, Table
-
+def merge_orders(source: str) -> None:
+    """merge_orders' statement on the chosen SQL back-end."""
     from include.shopstream.orders import GOLD_ORDER_COLUMNS
-    from include.shopstream.warehouse import WAREHOUSE_CONN_ID
 
-    database = PostgresDatabase(conn_id=WAREHOUSE_CONN_ID)
-    try:
-        database.merge_table(
-            source_table=Table(name=source, conn_id=WAREHOUSE_CONN_ID, metadata=Metadata(schema=STAGING)),
-            target_table=table("orders"),
-            source_to_target_columns_map={c: c for c in GOLD_ORDER_COLUMNS},
-            target_conflict_columns=["order_id"],
-            if_conflicts="update",
-        )
-    finally:
-        database.sqlalchemy_engine.dispose()
+    sql_steps.merge_into("gold.orders", f"{STAGING}.{source}", GOLD_ORDER_COLUMNS, ["order_id"])
 
 
 @pytest.mark.services
@@ -136,13 +125,13 @@ def test_an_order_changed_on_two_days_keeps_the_newer_version_in_either_order(co
     stage_orders(connected, "valid_older", older)
     stage_orders(connected, "valid_newer", newer)
     for source in ["valid_newer", "valid_older"] if order == "newer day first" else ["valid_older", "valid_newer"]:
-        sdk_merge(source)
+        merge_orders(source)
     assert query(connected, "SELECT order_id, status FROM gold.orders ORDER BY order_id") == [
         (1, "delivered"),
         (2, "placed"),
         (3, "paid"),
     ]
-    sdk_merge("valid_older")  # re-running the older day changes nothing
+    merge_orders("valid_older")  # re-running the older day changes nothing
     assert query(connected, "SELECT status FROM gold.orders WHERE order_id = 1") == [("delivered",)]
 
 
@@ -155,12 +144,12 @@ def test_a_merge_waiting_on_a_newer_uncommitted_version_leaves_the_newer_one(con
     query(connected, "TRUNCATE gold.orders, gold.customers CASCADE")
     query(connected, "INSERT INTO gold.customers VALUES (1, 'a@example.com', 'A', 'DE', now(), now())")
     stage_orders(connected, "valid_older", [(1, "placed", T0)])
-    sdk_merge("valid_older")
+    merge_orders("valid_older")
     with connected.connect(DATABASE) as newer, newer.cursor() as cur:
         cur.execute(
             "UPDATE gold.orders SET status = 'delivered', updated_at = %s WHERE order_id = 1", (T0 + timedelta(1),)
         )
-        merging = threading.Thread(target=sdk_merge, args=("valid_older",))
+        merging = threading.Thread(target=merge_orders, args=("valid_older",))
         merging.start()
         merging.join(timeout=2)
         assert merging.is_alive(), "the older day's merge waits for the row"

@@ -156,8 +156,7 @@ def test_a_swap_that_breaks_a_constraint_names_the_offending_keys(warehouse, war
 
 
 def test_the_task_policy_fails_any_task_fast_on_a_data_error(warehouse):
-    from airflow.decorators import task
-    from airflow.models.dag import DAG
+    from include.shopstream.compat import DAG, task
 
     def failing(statement):
         @task

@@ -4,10 +4,10 @@ Each example is a source database (customers, products, orders) that mixes good 
 nulls, empty texts, references to nothing, extreme values within the source's types, text with
 quotes, commas, newlines and emoji, duplicated order ids and updates on the data interval's
 edges, over a gold.customers that may already hold some of the customers from an earlier day. It
-runs, on real Postgres, what the pipelines run: the extract's COPY, the Astro SDK's load of the
-all-text staging tables, the contract check and threshold tasks themselves (customers, then
-orders), the SDK's merges, then customer_360, daily_reports, weekly_analytics and the customer
-features. Invariants:
+runs, on real Postgres, what the pipelines run: the extract's COPY, the SQL back-end's load of
+the all-text staging tables (the Astro SDK's, or the providers' with SHOPSTREAM_SQL_BACKEND=providers),
+the contract check and threshold tasks themselves (customers, then orders), the back-end's merges,
+then customer_360, daily_reports, weekly_analytics and the customer features. Invariants:
 
 - every extracted customer is in gold.customers with equal values or in the customers'
   quarantine with a reason, never both and never neither; a quarantined customer that gold
@@ -245,37 +245,19 @@ def extract_csv(pg_server, query_file: str, params: dict) -> tuple[bytes, int]:
         return out.getvalue(), cur.rowcount
 
 
-def load(csv: bytes, tmp_path, name: str, columns, load_options=None) -> None:
-    """aql.load_file's path on Postgres (use_native_support=False): the SDK reads and COPYs it."""
-    from astro.constants import FileType
-    from astro.files import File
-    from astro.sql.operators.load_file import LoadFileOperator
-    from astro.table import Metadata, Table
+def load(csv: bytes, tmp_path, name: str, columns, text_as_is: bool = False) -> None:
+    """load_file's path on the chosen back-end (the SDK reads and COPYs it; the providers COPY it)."""
     from sqlalchemy import Column
 
-    from include.shopstream.names import STAGING, WAREHOUSE_CONN_ID
+    from include.shopstream import sql_steps
+    from include.shopstream.names import STAGING
 
     path = tmp_path / f"{name}.csv"
     path.write_bytes(csv)
-    operator = LoadFileOperator(
-        task_id=f"load_{name}",
-        input_file=File(path=str(path), filetype=FileType.CSV),
-        output_table=Table(  # fresh per load; named as is (outside a DAG run, nothing renders a run's key)
-            name=name,
-            conn_id=WAREHOUSE_CONN_ID,
-            metadata=Metadata(schema=STAGING),
-            columns=[Column(c.name, c.type) for c in columns],
-        ),
-        if_exists="replace",
-        use_native_support=False,
-        load_options=load_options,
+    # Named as is: outside a DAG run, nothing renders a run's key.
+    sql_steps.load_into(
+        str(path), f"{STAGING}.{name}", [Column(c.name, c.type) for c in columns], text_as_is=text_as_is
     )
-    try:
-        operator.load_data_to_table(operator.input_file, context={})
-    finally:
-        from astro.databases import create_database
-
-        create_database(operator.output_table.conn_id).sqlalchemy_engine.dispose()
 
 
 # The staging tables of a batch by their plain names: outside a DAG run nothing renders a run's key.
@@ -300,26 +282,10 @@ def transform(pg_server, sql_file: str, output: str, tables: dict, params: dict 
 
 
 def merge(source: str, target: str, columns, keys) -> None:
-    from astro.databases.postgres import PostgresDatabase
-    from astro.table import Metadata, Table
+    """merge's statement on the chosen back-end."""
+    from include.shopstream import sql_steps
 
-    from include.shopstream.names import WAREHOUSE_CONN_ID
-
-    def named(qualified: str) -> Table:  # as is: outside a DAG run, nothing renders a run's key
-        schema, name = qualified.split(".")
-        return Table(name=name, conn_id=WAREHOUSE_CONN_ID, metadata=Metadata(schema=schema))
-
-    database = PostgresDatabase(conn_id=WAREHOUSE_CONN_ID)
-    try:
-        database.merge_table(
-            source_table=named(source),
-            target_table=named(target),
-            source_to_target_columns_map={c: c for c in columns},
-            target_conflict_columns=list(keys),
-            if_conflicts="update",
-        )
-    finally:
-        database.sqlalchemy_engine.dispose()
+    sql_steps.merge_into(target, source, columns, keys)
 
 
 def warehouse(pg_server, statement: str, params=None) -> list[dict]:
@@ -333,9 +299,8 @@ def run_day(pg_server, tmp_path, known=()) -> dict:
     from airflow.exceptions import AirflowFailException
     from sqlalchemy import Column, Text
 
-    from include.shopstream import customers, features, orders, reports
-    from include.shopstream.names import WAREHOUSE_CONN_ID
-    from include.shopstream.warehouse import replace_rows, table
+    from include.shopstream import customers, features, orders, reports, sql_steps
+    from include.shopstream.warehouse import replace_rows
 
     warehouse(pg_server, "TRUNCATE gold.orders, gold.customers, gold.customer_360, gold.daily_reports")
     warehouse(pg_server, "TRUNCATE gold.weekly_analytics, gold.weekly_top_products")
@@ -343,9 +308,7 @@ def run_day(pg_server, tmp_path, known=()) -> dict:
         row = earlier_row(customer_id)
         warehouse(pg_server, f"INSERT INTO gold.customers ({', '.join(row)}) VALUES %s", (tuple(row.values()),))
     customers_csv, _ = extract_csv(pg_server, "customers_extract.sql", {})
-    load(
-        customers_csv, tmp_path, "customers_raw", [Column(c, Text) for c in orders.CUSTOMER_COLUMNS], orders.TEXT_AS_IS
-    )
+    load(customers_csv, tmp_path, "customers_raw", [Column(c, Text) for c in orders.CUSTOMER_COLUMNS], True)
     orders.check_customers.function(PLAIN["customers"])
     checked = {"checked_customers": "staging.customers_checked"}
     transform(pg_server, "customers_valid.sql", "staging.customers_valid", checked)
@@ -369,7 +332,7 @@ def run_day(pg_server, tmp_path, known=()) -> dict:
         tmp_path,
         "orders_raw",
         [Column(c, Text) for c in orders.RAW_ORDER_COLUMNS],
-        orders.TEXT_AS_IS,
+        text_as_is=True,
     )
     orders.check_orders.function(PLAIN["orders"])
     checked = {"checked_orders": "staging.orders_checked"}
@@ -403,13 +366,7 @@ def run_day(pg_server, tmp_path, known=()) -> dict:
             reports.TOP_PRODUCT_COLUMNS,
             ["week_start", "rank"],
         )
-    from astro.databases.postgres import PostgresDatabase
-
-    database = PostgresDatabase(conn_id=WAREHOUSE_CONN_ID)
-    try:
-        frame = database.export_table_to_pandas_dataframe(table("orders"))
-    finally:
-        database.sqlalchemy_engine.dispose()
+    frame = sql_steps.table_frame("gold.orders")
     outcome["features"] = features.customer_features.function(frame, DAY.isoformat())
     outcome["breaches"] = quality_breaches(pg_server)
     return outcome

@@ -36,3 +36,98 @@ def test_the_check_sees_imports_inside_functions_and_from_submodules():
     source = "import os\n\ndef f():\n    from localdev.generator import ShopStreamData\n    import bench.etl\n"
     assert tooling_imports(source) == ["bench.etl", "localdev.generator"]
     assert tooling_imports("from include.shopstream import outputs\nimport localdevices\n") == []
+
+
+# Where Airflow 2 and Airflow 3 keep a name differently: only compat.py imports from these
+# homes (and asks which Airflow it runs on); everything else imports the name from compat.
+MOVED_MODULES = (
+    "airflow.sdk",
+    "airflow.decorators",
+    "airflow.datasets",
+    "airflow.exceptions",
+    "airflow.hooks.base",
+    "airflow.models.baseoperator",
+    "airflow.models.baseoperatorlink",
+    "airflow.models.mappedoperator",
+    "airflow.models.xcom",
+    "airflow.models.xcom_arg",
+    "airflow.operators.python",
+    "airflow.timetables",
+    "airflow.utils.trigger_rule",
+    "airflow.utils.types",
+)
+MOVED_NAMES = {"airflow": {"Dataset", "DAG", "__version__"}, "airflow.models": {"Variable", "BaseOperator", "XCom"}}
+VERSION_NAMES = {"AIRFLOW_3", "AIRFLOW_VERSION"}
+COMPAT = "include/shopstream/compat.py"
+SQL_STEPS = "include/shopstream/sql_steps/"
+# The back-ends that choose by the Airflow version: the SQL steps and the run-state questions.
+BACK_ENDS = (SQL_STEPS, "include/shopstream/run_states.py")
+
+
+def version_dependent(source: str) -> list[str]:
+    """What a module imports from a home that moved between Airflow 2 and 3, or how it asks the version."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            module = node.module
+            if any(module == m or module.startswith(m + ".") for m in MOVED_MODULES):
+                found.add(module)
+            for alias in node.names:
+                if alias.name in MOVED_NAMES.get(module, ()):
+                    found.add(f"{module}.{alias.name}")
+                if module.endswith("compat") and alias.name in VERSION_NAMES:
+                    found.add(f"{module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if any(a.name.startswith(m) for m in MOVED_MODULES))
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr in ({"__version__"} | VERSION_NAMES)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("airflow", "compat")
+        ):
+            found.add(f"{node.value.id}.{node.attr}")
+    return sorted(found)
+
+
+def test_only_compat_knows_where_airflow_keeps_things_and_which_airflow_runs():
+    files = [path for folder in DEPLOYED for path in sorted((PROJECT / folder).rglob("*.py"))]
+    found = {
+        relative: wrong
+        for path in files
+        if (relative := str(path.relative_to(PROJECT))) != COMPAT
+        and (wrong := version_dependent(path.read_text()))
+        # The back-end choice (the Astro SDK runs on Airflow 2 only; the Task SDK's run-state calls
+        # on Airflow 3 only) is the back-ends' own.
+        and not (relative.startswith(BACK_ENDS) and set(wrong) <= {"include.shopstream.compat.AIRFLOW_3"})
+    }
+    assert found == {}
+    assert version_dependent((PROJECT / COMPAT).read_text()), "compat.py is where the homes are named"
+
+
+def test_the_version_check_sees_every_way_of_asking():
+    source = (
+        "from airflow.decorators import task\nimport airflow.datasets\nfrom airflow.models import Variable, DagRun\n"
+        "from airflow import __version__\nfrom include.shopstream.compat import AIRFLOW_3, task\n"
+        "def f():\n    import airflow\n    return airflow.__version__\n"
+    )
+    assert version_dependent(source) == [
+        "airflow.__version__",
+        "airflow.datasets",
+        "airflow.decorators",
+        "airflow.models.Variable",
+        "include.shopstream.compat.AIRFLOW_3",
+    ]
+    assert (
+        version_dependent("from include.shopstream.compat import Dataset, task\nfrom airflow.models import DagRun\n")
+        == []
+    )
+
+
+def test_only_the_sdk_back_end_imports_the_astro_sdk():
+    files = [path for folder in DEPLOYED for path in sorted((PROJECT / folder).rglob("*.py"))]
+    importers = sorted(
+        str(path.relative_to(PROJECT))
+        for path in files
+        if any(m == "astro" or m.startswith("astro.") for m in imported_modules(path.read_text()))
+    )
+    assert importers == [SQL_STEPS + "astro_sdk.py"]

@@ -6,19 +6,19 @@ from datetime import UTC, date, datetime, timedelta
 
 import pendulum
 import pytest
-from airflow.models import DAG, TaskInstance
-from airflow.operators.empty import EmptyOperator
 
 from include.shopstream import alerting, deadlines, policies
+from include.shopstream.compat import DAG, EmptyOperator
+from tests.airflow_objects import scheduler_task, task_instance
 
 RETRY_KEYS = ("retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay")
 
 
 def delays(policy: dict) -> list[timedelta]:
     """The wait after each failed try that still has a retry left."""
-    with DAG("policy_check", start_date=pendulum.datetime(2026, 1, 1), schedule=None):
-        task = EmptyOperator(task_id="t", **{k: v for k, v in policy.items() if k in RETRY_KEYS})
-    ti = TaskInstance(task, run_id="check")
+    with DAG("policy_check", start_date=pendulum.datetime(2026, 1, 1), schedule=None) as dag:
+        EmptyOperator(task_id="t", **{k: v for k, v in policy.items() if k in RETRY_KEYS})
+    ti = task_instance(scheduler_task(dag, "t"), run_id="check")
     ti.end_date = pendulum.datetime(2026, 11, 24, 2, tz="UTC")
     waits = []
     for try_number in range(1, policy["retries"] + 1):

@@ -22,7 +22,7 @@ DAG_ID = "shopstream_policy_task_types"
 PARSE = """
 import json
 from airflow.models.dagbag import DagBag
-bag = DagBag(dag_folder={folder!r}, include_examples=False)
+bag = DagBag(dag_folder={folder!r})  # examples: off through AIRFLOW__CORE__LOAD_EXAMPLES
 dag = bag.dags.get({dag_id!r})
 print(json.dumps({{"errors": {{k: v.splitlines()[-1] for k, v in bag.import_errors.items()}},
                   "tasks": sorted(dag.task_ids) if dag else []}}))

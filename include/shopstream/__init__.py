@@ -1,5 +1,6 @@
 """ShopStream's pipelines: the code behind the DAGs in dags/.
 
-Every Astro SDK call of the platform lives in this package, so that a later move to Airflow 3
-(Assets, common-sql) changes this package and nothing else.
+The same code runs on Airflow 2 and Airflow 3: ``compat.py`` is the one module that knows where
+each version keeps what the package imports, and every Astro SDK call lives in
+``sql_steps/astro_sdk.py``, beside a back-end on the Postgres and Amazon providers.
 """

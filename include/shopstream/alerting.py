@@ -78,14 +78,16 @@ def describe(context) -> dict[str, Any]:
 
     Never raises: a field that cannot be read is replaced, so the alert still goes out.
     """
+    from include.shopstream.compat import run_moment
+
     ti = context.get("ti") or context.get("task_instance")
     return {
         "dag": _field(lambda: ti.dag_id, "unknown-dag"),
         "task": _field(lambda: ti.task_id, "unknown-task"),
-        "logical_date": _field(lambda: context["logical_date"].isoformat(), ""),
+        "logical_date": _field(lambda: run_moment(context).isoformat(), ""),
         # The business date the run is about: retries, clears and a manual re-run of the same
         # day share it, so they share one incident.
-        "business_date": _field(lambda: _isoformat(context.get("data_interval_start") or context["logical_date"]), ""),
+        "business_date": _field(lambda: _isoformat(context.get("data_interval_start") or run_moment(context)), ""),
         "try_number": _field(lambda: ti.try_number, 0),
         "max_tries": _field(lambda: ti.max_tries + 1, 0),
         "log_url": _field(lambda: ti.log_url, f"{_base_url()}/home"),

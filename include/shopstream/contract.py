@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from psycopg2 import sql as pgsql
+if TYPE_CHECKING:
+    from psycopg2 import sql as pgsql
 
 
 class ContractError(Exception):
@@ -101,7 +104,7 @@ def read_contract(cursor, table: str) -> Contract:
 _INTEGER_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
 
-def _fits(server_version: int, value: pgsql.Composable, type_: str) -> pgsql.Composable:
+def _fits(server_version: int, value: pgsql.Composable, type_: str, pgsql: ModuleType) -> pgsql.Composable:
     """SQL that is true when the text ``value`` is a valid input of ``type_`` (with its modifiers)."""
     if server_version >= 160000:  # fast, and no subtransaction
         return pgsql.SQL("pg_input_is_valid({}, {})").format(value, pgsql.Literal(type_))
@@ -124,6 +127,7 @@ def problems_query(
     order_by: str,
     server_version: int,
     supplied: tuple[str, ...] = (),
+    sql: ModuleType | None = None,
 ) -> pgsql.Composed:
     """``SELECT incoming.*, problem`` where ``problem`` is the first way a row breaks ``contract``.
 
@@ -131,7 +135,12 @@ def problems_query(
     of two rows with the same key is the first; ``supplied`` the gold columns the pipeline fills itself
     (``loaded_at``). A NOT NULL column without a default that neither the incoming rows nor the
     pipeline supply is a :class:`ContractError`: no incoming row could keep the contract.
+    ``sql``: the driver's ``sql`` module the query is composed with (``pg.sql_module(conn)``;
+    psycopg2's when not given).
     """
+    if sql is None:
+        from psycopg2 import sql
+    pgsql = sql
     present = [c for c in contract.columns if c.name in incoming_columns]
     missing = [
         c.name
@@ -147,7 +156,9 @@ def problems_query(
     fits_row = pgsql.SQL(", ").join(
         [pgsql.SQL("true AS always")]
         + [
-            pgsql.SQL("{} AS {}").format(_fits(server_version, raw[c.name], c.type), pgsql.Identifier(f"fits_{i}"))
+            pgsql.SQL("{} AS {}").format(
+                _fits(server_version, raw[c.name], c.type, pgsql), pgsql.Identifier(f"fits_{i}")
+            )
             for i, c in enumerate(fitting)
         ]
     )
@@ -269,6 +280,9 @@ def rule_of(reason: str) -> str:
 
 def check_rows(conn, contract_table: str, incoming: str, output: str, *, order_by: str, supplied=()) -> Contract:
     """Write ``output``: every row of ``incoming`` with ``problem``, the first contract it breaks (or NULL)."""
+    from include.shopstream.pg import server_version, sql_module
+
+    pgsql = sql_module(conn)
     with conn.cursor() as cur:
         contract = read_contract(cur, contract_table)
         cur.execute(
@@ -281,8 +295,9 @@ def check_rows(conn, contract_table: str, incoming: str, output: str, *, order_b
             incoming,
             incoming_columns,
             order_by=order_by,
-            server_version=conn.server_version,
+            server_version=server_version(conn),
             supplied=tuple(supplied),
+            sql=pgsql,
         )
         output_id = pgsql.Identifier(*output.split("."))
         cur.execute(pgsql.SQL("DROP TABLE IF EXISTS {}").format(output_id))

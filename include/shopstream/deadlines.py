@@ -1,8 +1,9 @@
 """The 04:00 deadline of the 02:00 ingest, checked by a DAG of its own (``ingest_deadline``).
 
 ``orders_etl`` starts at 02:00 UTC and must be done by 04:00. Each check judges every deadline
-that passed since the last successful check (at most ``look_back`` before its own) by what the
-metadata database holds for that business date:
+that passed since the last successful check (at most ``look_back`` before its own) by the
+producer's runs of that business date, read through ``run_states`` (no metadata-database
+session in this module; on Airflow 3 the Task SDK and the orders Dataset's events):
 
 - **met**: ``orders_etl.announce_orders`` succeeded by the due time: nothing is sent.
 - **late**: it succeeded after the due time: a Slack warning that says by how much, no page.
@@ -10,7 +11,8 @@ metadata database holds for that business date:
   alert and one PagerDuty incident for that business date, resolved when the date's ingest
   succeeds (``resolve_when_met``).
 - **before the platform**: the sales DAG had no run created before the due time (a fresh
-  install, or history older than the platform): nothing is sent.
+  install, or history older than the platform; Airflow 3 tells no run's creation time, there
+  it is: the orders Dataset had no event before the due time): nothing is sent.
 
 What each channel accepted is recorded per business date, so a retry sends only what was not
 accepted, and a check that fails for good reports under the deadline's own incident key
@@ -30,9 +32,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from airflow.decorators import task
-
-from include.shopstream import alerting, outputs
+from include.shopstream import alerting, outputs, run_states
+from include.shopstream.compat import task
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class Deadline:
     # After scheduler downtime a check also judges the deadlines no check saw, but only this far
     # back: older days are history, not something on-call can still act on.
     look_back: timedelta = timedelta(days=3)
+    # The Dataset the deadline's task records when it is done: the check task's inlet on Airflow 3, whose
+    # events tell on Airflow 3 when the data was done (run_states.runs_of_intervals).
+    announces: Any = field(default=None, compare=False)
 
     def interval(self, due_at: datetime) -> tuple[datetime, datetime]:
         """The data interval whose deadline is ``due_at`` (its run starts at the interval's end)."""
@@ -99,78 +103,47 @@ INGEST = Deadline(
     schedule="0 2 * * *",
     due_after=timedelta(hours=2),
     check_schedule="0 4 * * *",
+    announces=outputs.ORDERS.dataset,
 )
 DEADLINES = (INGEST,)
 
 
-# -- what the metadata database says -------------------------------------------------------
+# -- what the runs say ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Run:
-    """One producer run of a business date and the state of the deadline's task in it."""
-
-    run_id: str
-    state: str
-    task_state: str | None
-    task_end: datetime | None
+Run = run_states.TaskRun  # one producer run of a business date and the state of the deadline's task in it
 
 
 @dataclass(frozen=True)
 class History:
     runs: dict[datetime, tuple[Run, ...]]  # by data interval end; a date without runs is absent
-    producer_since: datetime | None  # when the producer's first run was created (None: never)
+    producer_since: datetime | None  # since when the producer has been running (None: never)
     checked_until: datetime | None  # the latest deadline a successful scheduled check judged
+    since_text: str | None = None  # what on-call reads about producer_since (None: the default)
 
 
 def read_history(
-    deadline: Deadline, interval_ends: list[datetime], check_dag_id: str | None = None, before: datetime | None = None
+    deadline: Deadline,
+    intervals: list[tuple[datetime, datetime]],
+    check_dag_id: str | None = None,
+    before: datetime | None = None,
 ) -> History:
-    """Everything the check reads from the metadata database, in one session.
+    """Everything the check reads about the producer's and its own runs (``run_states``).
 
-    Airflow 2.10 gives task code no other way to read other runs' task states (short of its REST
-    API and a credential for it); in Airflow 3 the Task SDK's run and task state queries replace
-    this one function. Scheduled and manual runs of the same business date share its data
-    interval, so a manual re-run that succeeded counts.
+    Scheduled and manual runs of the same business date share its data interval, so a manual
+    re-run that succeeded counts. The deadline's task is done when it recorded ``announces``,
+    the check task's inlet (on Airflow 3 its event tells when; on Airflow 2 the task's end).
     """
-    from airflow.models import DagRun, TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import func, select
-
-    runs: dict[datetime, list[Run]] = {}
-    with create_session() as session:
-        rows = session.execute(
-            select(DagRun.data_interval_end, DagRun.run_id, DagRun.state, TaskInstance.state, TaskInstance.end_date)
-            .outerjoin(
-                TaskInstance,
-                (TaskInstance.dag_id == DagRun.dag_id)
-                & (TaskInstance.run_id == DagRun.run_id)
-                & (TaskInstance.task_id == deadline.task_id),
-            )
-            .where(DagRun.dag_id == deadline.dag_id, DagRun.data_interval_end.in_(interval_ends))
-            .order_by(DagRun.id)
-        ).all()
-        # A run's creation is its queued_at, or its start for runs created already running
-        # (backfills, DAG.test); the data interval says nothing about when the platform existed.
-        producer_since = session.scalar(
-            select(func.min(func.coalesce(DagRun.queued_at, DagRun.start_date))).where(DagRun.dag_id == deadline.dag_id)
-        )
-        last_check = None
-        if check_dag_id is not None and before is not None:
-            last_check = session.scalar(
-                select(func.max(DagRun.execution_date)).where(
-                    DagRun.dag_id == check_dag_id,
-                    DagRun.state == "success",
-                    DagRun.external_trigger.is_(False),
-                    DagRun.execution_date < before,
-                )
-            )
-    for end, run_id, run_state, task_state, task_end in rows:
-        runs.setdefault(end, []).append(Run(run_id, run_state, task_state, task_end))
+    runs = run_states.runs_of_intervals(deadline.dag_id, deadline.task_id, intervals, announces=deadline.announces)
+    since = run_states.producer_since(deadline.dag_id, announces=deadline.announces)
+    last_check = None
+    if check_dag_id is not None and before is not None:
+        last_check = run_states.last_scheduled_success(check_dag_id, before)
     return History(
-        runs={end: tuple(found) for end, found in runs.items()},
-        producer_since=producer_since,
+        runs=runs,
+        producer_since=since.at,
         checked_until=deadline.latest_due(last_check) if last_check is not None else None,
+        since_text=since.describe(_utc),
     )
 
 
@@ -199,7 +172,12 @@ def _utc(moment: datetime) -> str:
 
 
 def judge(
-    deadline: Deadline, due_at: datetime, runs: tuple[Run, ...], producer_since: datetime | None, by_hand: bool = False
+    deadline: Deadline,
+    due_at: datetime,
+    runs: tuple[Run, ...],
+    producer_since: datetime | None,
+    by_hand: bool = False,
+    since_text: str | None = None,
 ) -> Verdict:
     """Met, late, missed or before the platform (never for a check run by hand): see the module's docstring."""
     done = [run for run in runs if run.task_state in DONE_STATES]
@@ -209,7 +187,9 @@ def judge(
         when = f"done at {_utc(done_at)}" if done_at else "done"
         return Verdict(deadline, due_at, MET, f"{when}, by the deadline", done_at)
     if not by_hand and (producer_since is None or producer_since > due_at):
-        first = f"its first run was created at {_utc(producer_since)}" if producer_since else "it has no run"
+        first = since_text or (
+            f"its first run was created at {_utc(producer_since)}" if producer_since else "it has no run"
+        )
         return Verdict(deadline, due_at, BEFORE_PLATFORM, f"{deadline.dag_id} was not running yet ({first})")
     if done:
         late = int((done_at - due_at).total_seconds() // 60)
@@ -220,7 +200,9 @@ def judge(
         deadline,
         due_at,
         MISSED,
-        "; ".join(f"run {r.run_id} is {r.state}, {deadline.task_id} is {r.task_state or 'not started'}" for r in runs),
+        "; ".join(
+            f"run {r.run_id} is {r.run_state}, {deadline.task_id} is {r.task_state or 'not started'}" for r in runs
+        ),
     )
 
 
@@ -252,13 +234,13 @@ class UndeliveredError(RuntimeError):
 
 
 def delivered(key: str) -> dict[str, str]:
-    from airflow.models import Variable
+    from include.shopstream.compat import Variable
 
-    return Variable.get(DELIVERED_PREFIX + key, default_var=None, deserialize_json=True) or {}
+    return Variable.get(DELIVERED_PREFIX + key, None, deserialize_json=True) or {}
 
 
 def _record(key: str, channel: str) -> None:
-    from airflow.models import Variable
+    from include.shopstream.compat import Variable
 
     accepted = {**delivered(key), channel: datetime.now(UTC).isoformat()}
     Variable.set(DELIVERED_PREFIX + key, accepted, serialize_json=True)
@@ -287,7 +269,7 @@ def deliver(alert: Alert) -> list[str]:
 
 def _forget_old_records(deadline: Deadline, due_at: datetime) -> None:
     """Records of dates no check will judge again (older than ``look_back``): a week's worth."""
-    from airflow.models import Variable
+    from include.shopstream.compat import Variable
 
     for due in deadline.dues(due_at - deadline.look_back, look_back=timedelta(days=7)):
         Variable.delete(DELIVERED_PREFIX + deadline.incident_key(deadline.business_date(due)))
@@ -329,13 +311,14 @@ def enforce(deadline: Deadline, due_at: datetime, check_dag_id: str | None = Non
     ``UndeliveredError`` when a channel did not accept an alert, after trying every date.
     """
     candidates = [due_at] if by_hand else deadline.dues(due_at)
-    ends = {due: deadline.interval(due)[1] for due in candidates}
-    history = read_history(deadline, list(ends.values()), check_dag_id, None if by_hand else due_at)
+    intervals = {due: deadline.interval(due) for due in candidates}
+    ends = {due: interval[1] for due, interval in intervals.items()}
+    history = read_history(deadline, list(intervals.values()), check_dag_id, None if by_hand else due_at)
     dues = candidates if by_hand else deadline.dues(due_at, history.checked_until)
     lines, owed = [], []
     for due in dues:
         runs = history.runs.get(ends[due], ())
-        verdict = judge(deadline, due, runs, history.producer_since, by_hand)
+        verdict = judge(deadline, due, runs, history.producer_since, by_hand, history.since_text)
         lines.append(verdict.line())
         (log.warning if verdict.outcome in (MISSED, LATE) else log.info)("%s", verdict.line())
         key = deadline.incident_key(verdict.business_date)
@@ -351,7 +334,7 @@ def enforce(deadline: Deadline, due_at: datetime, check_dag_id: str | None = Non
             owed.append((alert, missing))
         if verdict.outcome == MISSED and alerting.incident_is_open(key):
             # The ingest may have finished between the check and the page: do not leave it open.
-            again = read_history(deadline, [ends[due]]).runs.get(ends[due], ())
+            again = read_history(deadline, [intervals[due]]).runs.get(ends[due], ())
             if any(run.task_state in DONE_STATES for run in again):
                 alerting.resolve(key, alert.details, done)
     if not by_hand:
@@ -383,7 +366,7 @@ def check_failed(context) -> None:
     """The check's failure callback: whatever failed, it reports under the deadline's own key.
 
     A check whose alerts were not all accepted tries what is owed once more. A check that could
-    not judge at all (metadata database unreachable, a timeout) pages for the business date it
+    not judge at all (the runs unreadable, a timeout) pages for the business date it
     is named after, as a missed deadline does; the date's ingest success, or a later check that
     finds it done, resolves that incident.
     """
@@ -408,9 +391,11 @@ def check_failed(context) -> None:
         log.exception("the deadline check's failure callback failed")
 
 
-@task
+# The Datasets the deadlines' tasks record are the check's inlets: their events say when the
+# data was done (run_states reads them on Airflow 3).
+@task(inlets=run_states.event_inlets(*(d.announces for d in DEADLINES)))
 def check_deadline(name: str, logical_date=None, dag_run=None, ti=None) -> list[str]:
     """Judge the deadline ``name`` for the dates due up to this run's logical date; see ``enforce``."""
     deadline = next(d for d in DEADLINES if d.name == name)
-    by_hand = bool(dag_run is not None and dag_run.external_trigger)
+    by_hand = run_states.triggered_by_hand(dag_run)
     return enforce(deadline, deadline.latest_due(logical_date), ti.dag_id if ti else None, by_hand)

@@ -12,13 +12,13 @@ from datetime import datetime
 
 def triggering_events(context) -> dict[str, list[tuple[datetime, dict]]]:
     """Dataset URI -> [(timestamp, extra), ...] of the events that triggered this run ({} if none did)."""
-    from airflow.utils.types import DagRunType
+    from include.shopstream.compat import EVENT_TRIGGERED, TRIGGERING_EVENTS
 
-    if context["dag_run"].run_type != DagRunType.DATASET_TRIGGERED:
+    if context["dag_run"].run_type != EVENT_TRIGGERED:
         return {}
     return {
         uri: [(event.timestamp, dict(event.extra or {})) for event in events]
-        for uri, events in context["triggering_dataset_events"].items()
+        for uri, events in context[TRIGGERING_EVENTS].items()
     }
 
 

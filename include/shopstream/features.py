@@ -4,18 +4,15 @@ Recency, frequency and monetary value (RFM) as of the report date, plus category
 written to s3://shopstream/features/customer/ds=<date>/features.parquet.
 """
 
-# No `from __future__ import annotations` here: aql.dataframe turns Table arguments into
-# DataFrames by comparing each parameter's annotation with pd.DataFrame itself.
+# No `from __future__ import annotations` here: the SDK's aql.dataframe turns Table arguments
+# into DataFrames by comparing each parameter's annotation with pd.DataFrame itself.
 import pandas as pd
-from airflow.decorators import task_group
-from astro import sql as aql
-from astro.files import File
 
-from include.shopstream import links
-from include.shopstream.names import LAKE_CONN_ID
+from include.shopstream import links, sql_steps
+from include.shopstream.compat import task_group
 from include.shopstream.outputs import CUSTOMER_FEATURES, FEATURES_FILE, ORDERS
+from include.shopstream.sql_steps import table
 from include.shopstream.tasks import announce, rendered
-from include.shopstream.warehouse import table
 
 FEATURE_COLUMNS = [
     "customer_id", "as_of", "recency_days", "frequency", "monetary",
@@ -23,7 +20,7 @@ FEATURE_COLUMNS = [
 ]  # fmt: skip
 
 
-@aql.dataframe(columns_names_capitalization="original")
+@sql_steps.dataframe(columns_names_capitalization="original")
 def customer_features(orders: pd.DataFrame, as_of: str) -> pd.DataFrame:
     """One row per customer with orders placed up to ``as_of`` (cancelled orders excluded)."""
     cutoff = pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)
@@ -61,11 +58,6 @@ def customer_features(orders: pd.DataFrame, as_of: str) -> pd.DataFrame:
 def ml_feature_pipeline(day):
     """RFM and category features per customer, as Parquet in the lake."""
     features = customer_features(table(ORDERS.table_name), day)
-    exported = aql.export_to_file(
-        task_id="write_features",
-        input_data=features,
-        output_file=File(path=FEATURES_FILE.uri_for(rendered(day)), conn_id=LAKE_CONN_ID),
-        if_exists="replace",
-    )
+    exported = sql_steps.export_file("write_features", features, FEATURES_FILE.uri_for(rendered(day)))
     links.attach(exported, links.FeaturesLink())
     exported >> announce(CUSTOMER_FEATURES, day)

@@ -8,13 +8,11 @@ definition, read from the warehouse's catalog (include/shopstream/contract.py), 
 
 from __future__ import annotations
 
-from airflow.decorators import task, task_group
-from astro import sql as aql
-from astro.constants import FileType
-from astro.files import File
 from sqlalchemy import Column, DateTime, Integer, Text
 
-from include.shopstream.names import LAKE_CONN_ID, STAGING
+from include.shopstream import sql_steps
+from include.shopstream.compat import task, task_group
+from include.shopstream.names import STAGING
 from include.shopstream.outputs import (
     CATALOG_FILE,
     INVENTORY,
@@ -24,8 +22,9 @@ from include.shopstream.outputs import (
     RAW_STOCK,
     STOCK_QUARANTINE,
 )
+from include.shopstream.sql_steps import table
 from include.shopstream.tasks import announce, prepare_warehouse, swap_into_gold
-from include.shopstream.warehouse import staging_name, table, transform_sql
+from include.shopstream.warehouse import staging_name
 
 INVENTORY_COLUMNS = ("sku", "warehouse", "on_hand", "reserved", "available", "as_of", "loaded_at")
 CATALOG_COLUMNS = (
@@ -67,11 +66,12 @@ def item_problems(conn, items: list[dict]) -> list[str]:
     The items are checked in the warehouse as text, by the same query as orders' rows: NOT NULL,
     fit to the column's type, CHECK constraints, one item per SKU.
     """
-    from psycopg2 import sql as pgsql
-    from psycopg2.extras import execute_values
+    import json
 
     from include.shopstream.contract import problems_query, read_contract
+    from include.shopstream.pg import server_version, sql_module
 
+    pgsql = sql_module(conn)
     problems: dict[int, str] = {}
     with conn.cursor() as cur:
         contract = read_contract(cur, INVENTORY.table)
@@ -89,15 +89,19 @@ def item_problems(conn, items: list[dict]) -> list[str]:
                 pgsql.SQL(", ").join(pgsql.SQL("{} text").format(pgsql.Identifier(c)) for c in columns)
             )
         )
-        if rows:
-            execute_values(cur, "INSERT INTO inventory_items VALUES %s", rows)
+        if rows:  # one statement for every item, whichever driver: the rows as one JSON array
+            cur.execute(
+                "INSERT INTO inventory_items SELECT * FROM json_populate_recordset(NULL::inventory_items, %s)",
+                (json.dumps([dict(zip(columns, row, strict=True)) for row in rows]),),
+            )
         query = problems_query(
             contract,
             "inventory_items",
             columns,
             order_by="item_index",
-            server_version=conn.server_version,
+            server_version=server_version(conn),
             supplied=("available", "loaded_at"),
+            sql=pgsql,
         )
         cur.execute(pgsql.SQL("SELECT item_index, problem FROM ({}) AS checked").format(query))
         for index, problem in cur.fetchall():
@@ -125,10 +129,9 @@ def fetch_stock(logical_date=None) -> dict:
     from contextlib import closing
 
     import requests
-    from airflow.exceptions import AirflowException, AirflowFailException
-    from airflow.models import Variable
     from airflow.providers.http.hooks.http import HttpHook
 
+    from include.shopstream.compat import AirflowException, AirflowFailException, Variable
     from include.shopstream.lake import lake_hook
     from include.shopstream.names import (
         BUCKET,
@@ -139,8 +142,8 @@ def fetch_stock(logical_date=None) -> dict:
     from include.shopstream.warehouse import data_errors_fail, warehouse_hook
 
     hook = HttpHook(method="GET", http_conn_id=INVENTORY_API_CONN_ID)
-    timeout = float(Variable.get(INVENTORY_API_TIMEOUT_VARIABLE, default_var="10"))
-    page_size = int(Variable.get(INVENTORY_API_PAGE_SIZE_VARIABLE, default_var="500"))
+    timeout = float(Variable.get(INVENTORY_API_TIMEOUT_VARIABLE, "10"))
+    page_size = int(Variable.get(INVENTORY_API_PAGE_SIZE_VARIABLE, "500"))
     items, page, as_of = [], 1, None
     while page:
         try:
@@ -187,28 +190,17 @@ def fetch_stock(logical_date=None) -> dict:
 def inventory_sync():
     """Stock levels per SKU into gold.inventory."""
     fetched = fetch_stock()
-    staged = aql.load_file(
-        task_id="load_stock",
-        input_file=File(path=RAW_STOCK.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.NDJSON),
-        output_table=table("inventory_raw", STAGING, columns=STOCK_STAGING_COLUMNS),
-        if_exists="replace",
-        use_native_support=False,
+    staged = sql_steps.load_file(
+        "load_stock",
+        RAW_STOCK.uri_template,
+        table("inventory_raw", STAGING, columns=STOCK_STAGING_COLUMNS),
+        filetype="ndjson",
     )
-    ready = transform_sql("stock_ready", "inventory_ready.sql", table("inventory_ready", STAGING), raw_stock=staged)
-    merged = aql.merge(
-        task_id="merge_inventory",
-        target_table=table(INVENTORY.table_name),
-        source_table=ready,
-        columns=list(INVENTORY_COLUMNS),
-        target_conflict_columns=list(INVENTORY.key),
-        if_conflicts="update",
+    ready = sql_steps.transform_file(
+        "stock_ready", "inventory_ready.sql", table("inventory_ready", STAGING), raw_stock=staged
     )
-    exported = aql.export_to_file(
-        task_id="publish_inventory",
-        input_data=table(INVENTORY.table_name),
-        output_file=File(path=INVENTORY_FILE.uri_for(), conn_id=LAKE_CONN_ID),
-        if_exists="replace",
-    )
+    merged = sql_steps.merge("merge_inventory", table(INVENTORY.table_name), ready, INVENTORY_COLUMNS, INVENTORY.key)
+    exported = sql_steps.export_file("publish_inventory", table(INVENTORY.table_name), INVENTORY_FILE.uri_for())
     prepare_warehouse() >> fetched >> staged
     merged >> exported >> announce(INVENTORY)
 
@@ -226,14 +218,8 @@ def extract_products(data_interval_start=None) -> dict:
 def product_catalog():
     """Products joined with current stock into gold.product_catalog."""
     extracted = extract_products()
-    staged = aql.load_file(
-        task_id="load_products",
-        input_file=File(path=RAW_PRODUCTS.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
-        output_table=table("products_raw", STAGING),
-        if_exists="replace",
-        use_native_support=False,
-    )
-    built = transform_sql(
+    staged = sql_steps.load_file("load_products", RAW_PRODUCTS.uri_template, table("products_raw", STAGING))
+    built = sql_steps.transform_file(
         "build_catalog",
         "product_catalog.sql",
         table("product_catalog_build", STAGING),
@@ -243,11 +229,6 @@ def product_catalog():
     swapped = swap_into_gold.override(task_id="swap_catalog")(
         staging_name("product_catalog_build"), PRODUCT_CATALOG.table, CATALOG_COLUMNS
     )
-    exported = aql.export_to_file(
-        task_id="publish_catalog",
-        input_data=table(PRODUCT_CATALOG.table_name),
-        output_file=File(path=CATALOG_FILE.uri_for(), conn_id=LAKE_CONN_ID),
-        if_exists="replace",
-    )
+    exported = sql_steps.export_file("publish_catalog", table(PRODUCT_CATALOG.table_name), CATALOG_FILE.uri_for())
     extracted >> staged
     built >> swapped >> exported >> announce(PRODUCT_CATALOG)

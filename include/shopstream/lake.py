@@ -46,6 +46,8 @@ def copy_query_to_lake(conn, query: str, params: dict, prefix: str, *, paged: bo
     With ``paged``, the query takes ``after`` and ``limit`` parameters and returns rows whose
     first column is an increasing key; each part then holds at most ``PART_ROWS`` rows.
     """
+    from include.shopstream.pg import bind, copy_out
+
     replace_prefix(prefix)
     hook = lake_hook()
     rows = parts = 0
@@ -53,9 +55,8 @@ def copy_query_to_lake(conn, query: str, params: dict, prefix: str, *, paged: bo
     while True:
         bound = dict(params, after=after, limit=PART_ROWS) if paged else params
         with tempfile.NamedTemporaryFile("w+b", suffix=".csv") as part, conn.cursor() as cur:
-            statement = cur.mogrify(query, bound).decode()
-            cur.copy_expert(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv, HEADER true)", part)
-            count = max(cur.rowcount, 0)
+            statement = bind(cur, query, bound)
+            count = copy_out(cur, f"COPY ({statement}) TO STDOUT WITH (FORMAT csv, HEADER true)", part)
             if count == 0 and parts > 0:
                 break
             part.flush()

@@ -23,14 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import attr
-from airflow.models.baseoperatorlink import BaseOperatorLink
 
 from include.shopstream import outputs
+from include.shopstream.compat import BaseOperatorLink
 from include.shopstream.names import BUCKET
 
 if TYPE_CHECKING:
-    from airflow.models.baseoperator import BaseOperator
-    from airflow.models.taskinstancekey import TaskInstanceKey
+    from include.shopstream.compat import BaseOperator
 
 PRESIGNED_SECONDS = 3600
 
@@ -106,13 +105,13 @@ class LakeObjectLink(BaseOperatorLink):
     field: ClassVar[str | None] = None
     files: ClassVar[tuple[outputs.LakeFile, ...]] = ()  # what the link may open
 
-    def uri(self, ti_key: TaskInstanceKey) -> str | None:
-        from airflow.models.xcom import XCom
+    def uri(self, ti_key) -> str | None:
+        from include.shopstream.compat import xcom_value
 
-        uri = s3_uri_in(XCom.get_value(ti_key=ti_key, key="return_value"), self.field)
+        uri = s3_uri_in(xcom_value(ti_key), self.field)
         return uri if uri and lake_object(uri, self.files) else None
 
-    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+    def get_link(self, operator: BaseOperator, *, ti_key) -> str:
         uri = self.uri(ti_key)
         return presigned_url(uri) if uri else ""
 

@@ -18,7 +18,7 @@ STAGING = "staging"
 GOLD = "gold"
 
 SQL_DIR = Path(__file__).with_name("sql")
-TEMPLATE_SEARCHPATH = [str(SQL_DIR)]  # every DAG sets it, so that SDK transforms find their .sql files
+TEMPLATE_SEARCHPATH = [str(SQL_DIR)]  # every DAG sets it, so that the SQL steps find their .sql files
 
 BAD_ROW_THRESHOLD_VARIABLE = "shopstream_bad_row_threshold"
 DEFAULT_BAD_ROW_THRESHOLD = 0.05

@@ -10,14 +10,11 @@ gold.orders' foreign key and is quarantined in turn.
 
 from __future__ import annotations
 
-from airflow.decorators import task, task_group
-from astro import sql as aql
-from astro.constants import FileType
-from astro.dataframes.load_options import PandasLoadOptions
-from astro.files import File
 from sqlalchemy import Column, Text
 
-from include.shopstream.names import BUCKET, GOLD, LAKE_CONN_ID, STAGING
+from include.shopstream import sql_steps
+from include.shopstream.compat import task, task_group
+from include.shopstream.names import BUCKET, GOLD, STAGING
 from include.shopstream.outputs import (
     CUSTOMERS_QUARANTINE,
     ORDERS,
@@ -26,8 +23,9 @@ from include.shopstream.outputs import (
     RAW_CUSTOMERS,
     RAW_ORDERS,
 )
+from include.shopstream.sql_steps import table
 from include.shopstream.tasks import announce, prepare_warehouse
-from include.shopstream.warehouse import staging_name, table, transform_sql
+from include.shopstream.warehouse import staging_name
 
 RAW_ORDER_COLUMNS = (
     "source_row_id", "order_id", "customer_id", "product_id", "sku", "category",
@@ -44,14 +42,13 @@ CUSTOMERS_TABLE = f"{GOLD}.customers"
 # rejected rows go to the quarantine file below, and the threshold judges them the same way.
 QUARANTINES = {"orders": ORDERS_QUARANTINE, "customers": CUSTOMERS_QUARANTINE}
 
-# How the CSV extracts are read: every value as the text it is. pandas' defaults would turn
-# "NA", "null", "None" or "N/A" (a name, a category) into a missing value, and "007" into 7.
-# An empty field is missing: CSV cannot tell an empty text from NULL.
-TEXT_AS_IS = PandasLoadOptions(dtype=str, kwargs={"keep_default_na": False, "na_values": [""]})
-
 
 def _text_table(name: str, columns: tuple[str, ...]):
-    """A staging table of text columns: whatever arrives loads, and the contract is checked in SQL."""
+    """A staging table of text columns: whatever arrives loads, and the contract is checked in SQL.
+
+    Loaded with ``text_as_is``: every CSV value as the text it is ("NA", "null" or "007" stay
+    what they are), an empty field as NULL (CSV cannot tell an empty text from NULL).
+    """
     return table(name, STAGING, columns=[Column(c, Text) for c in columns])
 
 
@@ -140,9 +137,7 @@ def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_
     One check for every batch (orders, customers): ``tables["rejected"]`` against ``tables["valid"]``.
     The message names counts and the quarantine file only: the rows themselves may be personal.
     """
-    from airflow.exceptions import AirflowFailException
-    from airflow.models import Variable
-
+    from include.shopstream.compat import AirflowFailException, Variable
     from include.shopstream.names import BAD_ROW_THRESHOLD_VARIABLE, DEFAULT_BAD_ROW_THRESHOLD
     from include.shopstream.warehouse import warehouse_hook
 
@@ -150,7 +145,7 @@ def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_
     bad = hook.get_first(f"SELECT count(*) FROM {tables['rejected']}")[0]
     good = hook.get_first(f"SELECT count(*) FROM {tables['valid']}")[0]
     total = bad + good
-    raw_threshold = Variable.get(BAD_ROW_THRESHOLD_VARIABLE, default_var=str(DEFAULT_BAD_ROW_THRESHOLD))
+    raw_threshold = Variable.get(BAD_ROW_THRESHOLD_VARIABLE, str(DEFAULT_BAD_ROW_THRESHOLD))
     try:
         threshold = float(raw_threshold)
     except ValueError:
@@ -175,7 +170,7 @@ def publish_orders(data_interval_start=None, data_interval_end=None) -> dict:
     `gold/orders/ds=<ds>/orders.parquet`.
 
     Streamed in bounded batches (``lake.export_query_to_parquet``): a day of a million orders
-    through ``aql.export_to_file`` held every row in pandas at once, over 1 GiB in one task.
+    through the SDK's ``aql.export_to_file`` held every row in pandas at once, over 1 GiB in one task.
     """
     from include.shopstream.lake import export_query_to_parquet
     from include.shopstream.names import sql
@@ -198,15 +193,12 @@ def _split_and_judge(checked, rows: str, *, quarantine_task_id: str, threshold_t
     and the verdict on the bad share. Returns the valid rows' table and the verdict task.
     """
     marked = {f"checked_{rows}": table(f"{rows}_checked", STAGING)}
-    valid = transform_sql(f"valid_{rows}", f"{rows}_valid.sql", table(f"{rows}_valid", STAGING), **marked)
-    rejected = transform_sql(f"rejected_{rows}", f"{rows}_rejected.sql", table(f"{rows}_rejected", STAGING), **marked)
-    checked >> [valid, rejected]
-    quarantined = aql.export_to_file(
-        task_id=quarantine_task_id,
-        input_data=rejected,
-        output_file=File(path=QUARANTINES[rows].uri_template, conn_id=LAKE_CONN_ID),
-        if_exists="replace",
+    valid = sql_steps.transform_file(f"valid_{rows}", f"{rows}_valid.sql", table(f"{rows}_valid", STAGING), **marked)
+    rejected = sql_steps.transform_file(
+        f"rejected_{rows}", f"{rows}_rejected.sql", table(f"{rows}_rejected", STAGING), **marked
     )
+    checked >> [valid, rejected]
+    quarantined = sql_steps.export_file(quarantine_task_id, rejected, QUARANTINES[rows].uri_template)
     verdict = enforce_bad_row_threshold.override(task_id=threshold_task_id)(batch_tables(rows), rows)
     [valid, quarantined] >> verdict
     return valid, verdict
@@ -218,13 +210,8 @@ def orders_etl():
     ready = prepare_warehouse()
 
     customers_raw = extract_customers()
-    customers_staged = aql.load_file(
-        task_id="load_customers",
-        input_file=File(path=RAW_CUSTOMERS.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
-        output_table=_text_table("customers_raw", CUSTOMER_COLUMNS),
-        if_exists="replace",
-        use_native_support=False,
-        load_options=TEXT_AS_IS,
+    customers_staged = sql_steps.load_file(
+        "load_customers", RAW_CUSTOMERS.uri_template, _text_table("customers_raw", CUSTOMER_COLUMNS), text_as_is=True
     )
     # The extracts read only the source, so they start beside prepare_warehouse, not after it.
     [ready, customers_raw] >> customers_staged
@@ -237,24 +224,14 @@ def orders_etl():
         quarantine_task_id="quarantine_customers",
         threshold_task_id="enforce_customer_threshold",
     )
-    customers_merged = aql.merge(
-        task_id="merge_customers",
-        target_table=table("customers", GOLD),
-        source_table=valid_customers,
-        columns=list(CUSTOMER_COLUMNS),
-        target_conflict_columns=["customer_id"],
-        if_conflicts="update",
+    customers_merged = sql_steps.merge(
+        "merge_customers", table("customers", GOLD), valid_customers, CUSTOMER_COLUMNS, key=["customer_id"]
     )
     customers_verdict >> customers_merged
 
     extracted = extract_orders()
-    orders_staged = aql.load_file(
-        task_id="load_orders",
-        input_file=File(path=RAW_ORDERS.uri_template, conn_id=LAKE_CONN_ID, filetype=FileType.CSV),
-        output_table=_text_table("orders_raw", RAW_ORDER_COLUMNS),
-        if_exists="replace",
-        use_native_support=False,
-        load_options=TEXT_AS_IS,
+    orders_staged = sql_steps.load_file(
+        "load_orders", RAW_ORDERS.uri_template, _text_table("orders_raw", RAW_ORDER_COLUMNS), text_as_is=True
     )
     has_orders(extracted) >> orders_staged
 
@@ -265,14 +242,7 @@ def orders_etl():
         checked, "orders", quarantine_task_id="quarantine_rejected", threshold_task_id="enforce_bad_row_threshold"
     )
 
-    merged = aql.merge(
-        task_id="merge_orders",
-        target_table=table(ORDERS.table_name),
-        source_table=valid,
-        columns=list(GOLD_ORDER_COLUMNS),
-        target_conflict_columns=list(ORDERS.key),
-        if_conflicts="update",
-    )
+    merged = sql_steps.merge("merge_orders", table(ORDERS.table_name), valid, GOLD_ORDER_COLUMNS, key=ORDERS.key)
     [verdict, customers_merged] >> merged
 
     published = publish_orders()

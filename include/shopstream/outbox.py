@@ -14,8 +14,9 @@ resolve of the same incident, and a retried alert replaces its queued copy.
 Open incidents are rows of ``ops.open_incident``: a trigger (sent or queued) opens one, a
 resolve (sent or queued) closes it. The housekeeping also closes those whose task has since
 succeeded without its success callback running (marked success in the UI, a Dataset-triggered
-DAG re-run by hand): ``succeeded_since`` is the one function here that reads Airflow's
-metadata database. Finished rows age out after ``KEEP_FINISHED``; pending ones never do.
+DAG re-run by hand): ``succeeded_since`` asks ``run_states``, which answers from the Task SDK on
+Airflow 3 and from the metadata database on Airflow 2. Finished rows age out after
+``KEEP_FINISHED``; pending ones never do.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def connect():
     callback sends two alerts and looks up an incident, and each would wait out the timeout.
     """
     import psycopg2
-    from airflow.hooks.base import BaseHook
+
+    from include.shopstream.compat import BaseHook
 
     global _unreachable_until
     if time.monotonic() < _unreachable_until:
@@ -281,40 +283,22 @@ class Incident:
 def succeeded_since(incidents: list[Incident]) -> dict[str, str]:
     """The incidents whose task has succeeded since: ``{key: the run it succeeded in}``.
 
-    The only function of the platform's alerting that reads Airflow's metadata database (the
-    ORM, from task code). On Airflow 3 it becomes a call to the REST API's task instances
-    (``GET /api/v2/dags/{dag}/dagRuns/~/taskInstances``, ``state=success``), nothing else moves.
-
     A task succeeded for an incident when it succeeded in a run of the same data interval
     (a retry, a clear, a manual re-run of the date, or marked success in the UI, which no success
     callback sees), or, in a Dataset-triggered DAG, whose intervals are those of its events, in
-    any run that ended after the incident was opened.
+    any run that ended after the incident was opened. ``run_states.succeeded_in`` answers it
+    without a metadata-database session in task code on Airflow 3 (by logical date only, see
+    there).
     """
-    from airflow.models import DagModel, DagRun, TaskInstance
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import and_, or_, select
+    from include.shopstream import run_states
 
     found: dict[str, str] = {}
-    with create_session() as session:
-        for incident in incidents:
-            same_interval = DagRun.data_interval_start == datetime.fromisoformat(incident.business_date)
-            by_events = session.scalar(select(DagModel.dataset_expression).where(DagModel.dag_id == incident.dag_id))
-            matches = or_(same_interval, TaskInstance.end_date > incident.opened_at) if by_events else same_interval
-            run_id = session.scalar(
-                select(DagRun.run_id)
-                .join(TaskInstance, and_(TaskInstance.dag_id == DagRun.dag_id, TaskInstance.run_id == DagRun.run_id))
-                .where(
-                    TaskInstance.dag_id == incident.dag_id,
-                    TaskInstance.task_id == incident.task_id,
-                    TaskInstance.state == TaskInstanceState.SUCCESS,
-                    matches,
-                )
-                .order_by(DagRun.id.desc())
-                .limit(1)
-            )
-            if run_id is not None:
-                found[incident.key] = run_id
+    for incident in incidents:
+        run_id = run_states.succeeded_in(
+            incident.dag_id, incident.task_id, incident.business_date, ended_after=incident.opened_at
+        )
+        if run_id is not None:
+            found[incident.key] = run_id
     return found
 
 
@@ -485,7 +469,7 @@ def housekeeping() -> dict[str, Any]:
 
 def redeliver_alerts_task():
     """The alert_redelivery DAG's one task (a factory: the decorator needs Airflow at import)."""
-    from airflow.decorators import task
+    from include.shopstream.compat import task
 
     @task(task_id=OUTBOX_TASK)
     def redeliver_alerts() -> dict[str, Any]:

@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from airflow.datasets import Dataset
-
+from include.shopstream.compat import Dataset
 from include.shopstream.names import BUCKET
 
 
@@ -99,7 +98,7 @@ class LakeFile:
 
     @property
     def uri_template(self) -> str:
-        """The URI as a Jinja template of the run's own partition (for the SDK's templated File paths)."""
+        """The URI as a Jinja template of the run's own partition (for the SQL steps' templated lake paths)."""
         return self.uri_for(self.partition.template if self.partition else None)
 
 

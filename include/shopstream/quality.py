@@ -12,10 +12,10 @@ process to decide, not one per output (the platform runs once per event, several
 
 from __future__ import annotations
 
-from airflow.decorators import task, task_group
 from airflow.providers.common.sql.operators.sql import SQLColumnCheckOperator, SQLTableCheckOperator
 
 from include.shopstream import outputs
+from include.shopstream.compat import task, task_group
 from include.shopstream.names import WAREHOUSE_CONN_ID
 
 # How far behind its Dataset event a table's newest row may be: the producer writes, then announces.
@@ -47,8 +47,7 @@ def freshness(table: str, uri: str, **context) -> str:
     """The table was written by the run that announced it (or, started by hand, recently)."""
     from datetime import UTC, datetime, timedelta
 
-    from airflow.exceptions import AirflowFailException
-
+    from include.shopstream.compat import AirflowFailException
     from include.shopstream.events import newest_event_times
     from include.shopstream.warehouse import warehouse_hook
 
@@ -69,8 +68,8 @@ def check_file(uri: str) -> dict:
     import io
 
     import pandas as pd
-    from airflow.exceptions import AirflowFailException
 
+    from include.shopstream.compat import AirflowFailException
     from include.shopstream.lake import lake_hook
     from include.shopstream.names import BUCKET
 

@@ -12,11 +12,8 @@ import json
 import logging
 from collections import Counter
 
-from airflow.decorators import task
-from airflow.exceptions import AirflowFailException
-from airflow.utils.trigger_rule import TriggerRule
-
 from include.shopstream import alerting, links
+from include.shopstream.compat import AirflowFailException, TriggerRule, run_moment, task
 from include.shopstream.quality import CHOOSER
 
 log = logging.getLogger(__name__)
@@ -83,16 +80,19 @@ def summary_lines(document: dict) -> list[str]:
 @task(task_id="quality_results", trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=alert_unless_checks_failed)
 def publish_results(**context) -> dict:
     """Write and log which checks ran on which tables, then fail if any check failed."""
+    from include.shopstream import run_states
     from include.shopstream.lake import lake_hook
     from include.shopstream.names import BUCKET
     from include.shopstream.outputs import QUALITY_RESULTS
 
-    states = {ti.task_id: ti.state for ti in context["dag_run"].get_task_instances()}
+    run_id = context["run_id"]
+    states = run_states.task_states(context["dag"].dag_id, run_ids=[run_id], context=context).get(run_id, {})
     document = summarize(context["dag"], states)
     document["run_id"] = context["run_id"]
     for line in summary_lines(document):
         log.info("%s", line)
-    key = QUALITY_RESULTS.key_for(context["logical_date"], f"{context['ts_nodash']}.json")
+    moment = run_moment(context)
+    key = QUALITY_RESULTS.key_for(moment, f"{moment:%Y%m%dT%H%M%S}.json")  # ds=<ds>/<ts_nodash>.json
     lake_hook().load_string(json.dumps(document, indent=2), key=key, bucket_name=BUCKET, replace=True)
     published = {"results": f"s3://{BUCKET}/{key}", **document["counts"]}
     failed = [r for r in document["results"] if r["outcome"] == "failed"]

@@ -7,14 +7,13 @@ not failed, on other days) and reports on the week that just ended.
 
 from __future__ import annotations
 
-from airflow.decorators import task, task_group
-from astro import sql as aql
-
-from include.shopstream import links
+from include.shopstream import links, sql_steps
+from include.shopstream.compat import task, task_group
 from include.shopstream.names import STAGING
 from include.shopstream.outputs import DAILY_REPORT_CSV, DAILY_REPORTS, ORDERS, REVENUE_CHART, WEEKLY_ANALYTICS
+from include.shopstream.sql_steps import table
 from include.shopstream.tasks import announce, note_gold_writes, swap_into_gold
-from include.shopstream.warehouse import staging_name, table, transform_sql
+from include.shopstream.warehouse import staging_name
 
 DAILY_COLUMNS = ("day", "category", "orders", "revenue", "average_order_value", "refunds", "loaded_at")
 RETENTION_COLUMNS = (
@@ -73,7 +72,7 @@ def daily_reports(day):
     """Daily revenue by category: gold.daily_reports, the day's CSV and a 30-day chart."""
     # Noted before the build: of two runs' builds, the one swapped in last is the later one.
     writes = note_gold_writes((ORDERS.table,))
-    built = transform_sql(
+    built = sql_steps.transform_file(
         "build_daily_reports",
         "daily_reports.sql",
         table("daily_reports_build", STAGING),
@@ -103,14 +102,14 @@ def week_to_report(day: str) -> str | None:
 def weekly_analytics(day):
     """Cohort retention and top products of the week that ended, on Mondays only."""
     week = week_to_report(day)
-    retention = transform_sql(
+    retention = sql_steps.transform_file(
         "build_retention",
         "weekly_retention.sql",
         table("weekly_retention_build", STAGING),
         gold_orders=table(ORDERS.table_name),
         week_start=week,
     )
-    top = transform_sql(
+    top = sql_steps.transform_file(
         "build_top_products",
         "weekly_top_products.sql",
         table("weekly_top_products_build", STAGING),
@@ -118,21 +117,11 @@ def weekly_analytics(day):
         week_start=week,
     )
     merged = [
-        aql.merge(
-            task_id="merge_retention",
-            target_table=table(WEEKLY_ANALYTICS.table_name),
-            source_table=retention,
-            columns=list(RETENTION_COLUMNS),
-            target_conflict_columns=list(WEEKLY_ANALYTICS.key),
-            if_conflicts="update",
+        sql_steps.merge(
+            "merge_retention", table(WEEKLY_ANALYTICS.table_name), retention, RETENTION_COLUMNS, WEEKLY_ANALYTICS.key
         ),
-        aql.merge(
-            task_id="merge_top_products",
-            target_table=table("weekly_top_products"),
-            source_table=top,
-            columns=list(TOP_PRODUCT_COLUMNS),
-            target_conflict_columns=["week_start", "rank"],
-            if_conflicts="update",
+        sql_steps.merge(
+            "merge_top_products", table("weekly_top_products"), top, TOP_PRODUCT_COLUMNS, ["week_start", "rank"]
         ),
     ]
     week >> [retention, top]

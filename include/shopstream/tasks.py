@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow.decorators import task
+from include.shopstream.compat import task
 
 if TYPE_CHECKING:
-    from airflow.models.xcom_arg import XComArg
-
+    from include.shopstream.compat import XComArg
     from include.shopstream.outputs import Output
 
 
@@ -68,7 +67,7 @@ def report_date(**context) -> str:
 
 def rendered(value: XComArg) -> str:
     """A template that renders to ``value``, for the few templated fields that take no XComArg
-    (the SDK's ``File`` paths). The task is named by the argument, never spelled out; the
+    (the SQL steps' lake paths). The task is named by the argument, never spelled out; the
     caller wires ``value``'s task upstream.
     """
     return "{{ " + f"ti.xcom_pull(task_ids={value.operator.task_id!r}, key={value.key!r})" + " }}"

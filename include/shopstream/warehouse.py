@@ -1,7 +1,9 @@
-"""The warehouse: its hooks and SDK tables, the schema runner, whole-table swaps, SQL transforms,
-and how a constraint or data error from it fails a task at once.
+"""The warehouse: its hook, the schema runner, the run's staging tables, whole-table swaps, and
+how a constraint or data error from it fails a task at once.
 
-Names (connections, schemas, SQL files) are in ``names.py``; the lake's helpers in ``lake.py``.
+Names (connections, schemas, SQL files) are in ``names.py``; the lake's helpers in ``lake.py``;
+the pipelines' load, transform, merge and export steps in ``sql_steps/``. Whatever connection
+the Postgres provider hands out (psycopg2 or psycopg 3), ``pg.py`` speaks to it.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import logging
 import re
 
-from include.shopstream.names import GOLD, STAGING, WAREHOUSE_CONN_ID, sql
+from include.shopstream.names import STAGING, WAREHOUSE_CONN_ID, sql
 
 # Staging tables belong to one DAG run: two runs at once (a backfill beside the scheduler, a manual
 # trigger, `airflow dags test`) would otherwise load, check and merge each other's rows. A run's
-# tables end in ``__`` and a key of its DAG and run id; Airflow renders the key (the SDK's
-# ``Table.name`` is a template field, and so are the arguments of a ``@task``), and a retry or a
+# tables end in ``__`` and a key of its DAG and run id; Airflow renders the key (the SQL steps'
+# table names are template fields, and so are the arguments of a ``@task``), and a retry or a
 # cleared task of the same run finds the same tables.
 RUN_KEY_LENGTH = 12
 RUN_KEY_TEMPLATE = (
@@ -33,15 +35,6 @@ def run_key(dag_id: str, run_id: str) -> str:
 def staging_name(name: str) -> str:
     """``staging.<name>__<run key>`` as a template, for any templated field (a task's arguments)."""
     return f"{STAGING}.{name}__{RUN_KEY_TEMPLATE}"
-
-
-def table(name: str, schema: str = GOLD, columns=None):
-    """An Astro SDK ``Table`` in the warehouse (never in ``tmp_astro``); in staging, the run's own."""
-    from astro.table import Metadata, Table
-
-    if schema == STAGING:
-        name = staging_name(name).split(".", 1)[1]
-    return Table(name=name, conn_id=WAREHOUSE_CONN_ID, metadata=Metadata(schema=schema), columns=columns or [])
 
 
 def warehouse_hook():
@@ -77,10 +70,11 @@ def drop_staging(dag_id: str, run_id: str, kept_days: float = STAGING_KEPT_DAYS)
     A key found without a claim (a run whose first task has not run yet, or a run from before the
     claims) is noted as seen now, so its tables go ``kept_days`` later at the earliest.
     """
-    from psycopg2 import sql as pgsql
+    from include.shopstream.pg import sql_module
 
     own = run_key(dag_id, run_id)
     conn = warehouse_hook().get_conn()
+    pgsql = sql_module(conn)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(
@@ -127,12 +121,13 @@ def replace_rows(target: str, source: str, columns: list[str], *, built_after: i
     fewer writes than the one swapped in last is older than it and is not swapped in (returns
     None): two runs rebuilding from gold leave the later build, in whatever order they swap.
     """
-    from psycopg2 import sql as pgsql
+    from include.shopstream.pg import sql_module
 
+    conn = warehouse_hook().get_conn()
+    pgsql = sql_module(conn)
     column_list = pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
     target_id = pgsql.Identifier(*target.split("."))
     source_id = pgsql.Identifier(*source.split("."))
-    conn = warehouse_hook().get_conn()
     try:
         with data_errors_fail(source=source), conn, conn.cursor() as cur:
             # Readers (ACCESS SHARE) go on; another swap of the same target waits here.
@@ -163,59 +158,35 @@ def replace_rows(target: str, source: str, columns: list[str], *, built_after: i
         conn.close()
 
 
-def transform_sql(task_id: str, sql_file: str, output, **parameters):
-    """``aql.transform_file`` on ``sql/<sql_file>``, writing ``output`` (a Table) in place.
-
-    Tables among ``parameters`` become identifiers in the SQL; other values are bound.
-    """
-    from astro import sql as aql
-
-    kwargs = {key: parameters.pop(key) for key in ("trigger_rule",) if key in parameters}
-    return aql.transform_file(
-        task_id=task_id,
-        file_path=sql_file,  # found through the DAG's template_searchpath (SQL_DIR)
-        parameters=parameters,
-        op_kwargs={"output_table": output},
-        **kwargs,
-    )
-
-
-# Errors in the data, not in the service: retrying cannot fix them. psycopg2's IntegrityError
+# Errors in the data, not in the service: retrying cannot fix them. The driver's IntegrityError
 # (NOT NULL, CHECK, foreign and unique keys) and DataError (a value that does not fit its type,
-# an overflow, a division by zero) families; OperationalError (connection lost, timeouts) and
+# an overflow, a division by zero) families, told by their SQLSTATE class (23 and 22) so that
+# psycopg2 and psycopg 3 are judged alike; OperationalError (connection lost, timeouts) and
 # everything else keep the task's retry policy.
 OFFENDING_KEYS_SHOWN = 5
 
 
 def _database_error(error: BaseException):
-    """The psycopg2 error behind ``error`` (SQLAlchemy wraps it as ``.orig``), if there is one."""
-    import psycopg2
+    """The driver's error behind ``error`` (SQLAlchemy wraps it as ``.orig``), if there is one."""
+    from include.shopstream.pg import database_error
 
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, psycopg2.Error):
-            return error
-        orig = getattr(error, "orig", None)
-        if isinstance(orig, psycopg2.Error):
-            return orig
-        error = error.__cause__ or error.__context__
-    return None
+    return database_error(error)
 
 
 def is_data_error(error: BaseException) -> bool:
     """True for a constraint or data error from the warehouse: it fails the same way on every try."""
-    import psycopg2
+    from include.shopstream.pg import is_constraint_or_data_error
 
-    return isinstance(_database_error(error), psycopg2.IntegrityError | psycopg2.DataError)
+    found = _database_error(error)
+    return found is not None and is_constraint_or_data_error(found)
 
 
 def offending_keys(conn, target: str, constraint: str | None, column: str | None, source: str) -> list[tuple]:
     """Up to a few keys of ``target`` among ``source``'s rows that break ``constraint`` (or NOT NULL on ``column``)."""
-    from psycopg2 import sql as pgsql
-
     from include.shopstream.contract import read_contract
+    from include.shopstream.pg import sql_module
 
+    pgsql = sql_module(conn)
     with conn.cursor() as cur:
         contract = read_contract(cur, target)
         if not contract.key:
@@ -326,9 +297,9 @@ def redacted_detail(detail: str | None, table: str | None, constraint: str | Non
 
 def redacted_primary(message: str, database_error) -> str:
     """Postgres' primary message; for a DataError, without the offending input it quotes."""
-    import psycopg2
+    from include.shopstream.pg import is_data_exception
 
-    if isinstance(database_error, psycopg2.DataError):
+    if is_data_exception(database_error):
         # 'invalid input syntax for type integer: "..."', 'value "..." is out of range ...'
         return _QUOTED.sub(WITHHELD, message)
     return message
@@ -379,14 +350,14 @@ class data_errors_fail:  # noqa: N801 - used as a context manager, like contextl
 
     def __exit__(self, kind, error, traceback) -> bool:
         if error is not None and not _is_fail_exception(error) and is_data_error(error):
-            from airflow.exceptions import AirflowFailException
+            from include.shopstream.compat import AirflowFailException
 
             raise AirflowFailException(data_error_message(error, self.source)) from error
         return False
 
 
 def _is_fail_exception(error: BaseException) -> bool:
-    from airflow.exceptions import AirflowFailException
+    from include.shopstream.compat import AirflowFailException
 
     return isinstance(error, AirflowFailException)
 
@@ -403,7 +374,7 @@ def fail_fast_on_data_errors(task) -> None:
     into for each map index at run time. The copy the task runner executes is ``context["task"]``.
     A merge names its source table, so the message can list a few offending keys.
     """
-    from airflow.models.mappedoperator import MappedOperator
+    from include.shopstream.compat import MappedOperator
 
     if isinstance(task, MappedOperator):
         _fail_fast_once_unmapped(task)
@@ -447,6 +418,6 @@ def _fail_fast_once_unmapped(mapped) -> None:
 
 
 def _data_errors_of(running) -> data_errors_fail:
-    source = getattr(running, "source_table", None)
-    name = f"{source.metadata.schema}.{source.name}" if getattr(source, "metadata", None) else None
-    return data_errors_fail(source=name if name and source.metadata.schema else None)
+    from include.shopstream.sql_steps import source_table_name
+
+    return data_errors_fail(source=source_table_name(running))

@@ -68,6 +68,14 @@ def probe_airflow(airflow_stack) -> dict[str, str]:
     The probes record runs and Dataset events of the real DAGs; in the platform's database they
     would show up in the pipeline tests that read the latest event.
     """
+    from include.shopstream.compat import AIRFLOW_3
+
+    if AIRFLOW_3:
+        pytest.skip(
+            "the probes write run history through Airflow 2's models and run the check with DAG.test in"
+            " their own process; on Airflow 3 the check reads that history through the Execution API,"
+            " which end-to-end scenario 6 drives on a real scheduler"
+        )
     database, warehouse = "airflow_probes", "airflow_probes_warehouse"
     airflow_stack.pg.ensure_database(database)
     airflow_stack.pg.ensure_database(warehouse)  # open incidents and the alert outbox live there

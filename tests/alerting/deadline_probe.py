@@ -61,7 +61,8 @@ def channels_down(names: list[str]) -> dict[str, str]:
 
 
 def main() -> None:
-    from airflow.models import DagBag, DagRun, TaskInstance, Variable, XCom
+    from airflow.models import DagBag, DagRun, TaskInstance, XCom
+    from airflow.models.variable import Variable
     from airflow.timetables.base import DataInterval
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState

@@ -29,12 +29,12 @@ def failure_context(
     exception, dag_id="sales_core_pipeline", task_id="orders_etl.extract_orders", try_number=4, **extra
 ):
     """What Airflow hands a failure callback: a real TaskInstance of a real operator."""
-    from airflow.models import DAG, TaskInstance
-    from airflow.operators.empty import EmptyOperator
+    from include.shopstream.compat import DAG, EmptyOperator
+    from tests.airflow_objects import task_instance
 
     with DAG(dag_id, start_date=BUSINESS_DAY, schedule=None):
         task = EmptyOperator(task_id=task_id, retries=3)
-    ti = TaskInstance(task, run_id=f"scheduled__{BUSINESS_DAY.isoformat()}")
+    ti = task_instance(task, run_id=f"scheduled__{BUSINESS_DAY.isoformat()}")
     ti.try_number = try_number
     context = {
         "ti": ti,
@@ -124,6 +124,19 @@ def test_keys_are_stable_across_retries_and_reruns_and_tell_long_ids_apart():
     assert alerting.dedup_key(long_a) != alerting.dedup_key(long_b)
     assert alerting.dedup_key(long_a) == alerting.dedup_key(dict(long_a))
     assert alerting.dedup_key(long_a).startswith("shopstream/" + "d" * 100)
+
+
+def test_a_run_started_by_assets_without_a_logical_date_is_described_by_when_it_was_due():
+    """Airflow 3 gives a run it started on Assets no logical date, ds or data interval."""
+    from types import SimpleNamespace
+
+    due = pendulum.datetime(2026, 11, 26, 9, 13, tz="UTC")
+    context = failure_context(None, dag_id="observability_pipeline", task_id="quality_results")
+    for key in ("logical_date", "data_interval_start", "data_interval_end"):
+        context.pop(key, None)
+    context["dag_run"] = SimpleNamespace(run_after=due)
+    described = alerting.describe(context)
+    assert (described["logical_date"], described["business_date"]) == (due.isoformat(), due.isoformat())
 
 
 def test_a_resolve_carries_only_the_key(to_sink):

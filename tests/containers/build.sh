@@ -4,7 +4,8 @@
 # its recipe changed: each carries a hash of its recipe in the label org.shopstream.recipe.
 #
 #   tests/containers/build.sh                 # postgres and moto (and the base they need)
-#   tests/containers/build.sh NAME...         # base, postgres, moto, python, astro-runtime, redis
+#   tests/containers/build.sh NAME...         # base, postgres, moto, python, astro-runtime,
+#                                             # astro-runtime-3, redis
 #
 # Prints `export` lines naming the images, for `eval "$(tests/containers/build.sh)"`.
 set -euo pipefail
@@ -16,6 +17,8 @@ POSTGRES_IMAGE=shopstream-standin/postgres:15
 MOTO_IMAGE=shopstream-standin/moto:5.1.18
 PYTHON_IMAGE=shopstream-standin/python:3.11
 RUNTIME_IMAGE=shopstream-standin/astro-runtime:2.10.5-python-3.11
+# Airflow 3.3 (the Airflow 3 profile, Dockerfile.airflow3): the runtime's -base distribution.
+RUNTIME3_IMAGE=shopstream-standin/astro-runtime:3.3.2-python-3.11-base
 REDIS_IMAGE=shopstream-standin/redis:7
 BASE_PACKAGES=ca-certificates,python3,python3-venv,tini
 
@@ -80,8 +83,9 @@ for name in "${wanted[@]}"; do
         moto) build_folder "$MOTO_IMAGE" moto ;;
         python) build_folder "$PYTHON_IMAGE" python ;;
         astro-runtime) build_folder "$RUNTIME_IMAGE" astro-runtime ;;
+        astro-runtime-3) build_folder "$RUNTIME3_IMAGE" astro-runtime-3 "$PROJECT/requirements-airflow3.lock" ;;
         redis) build_folder "$REDIS_IMAGE" redis ;;
-        *) echo "build.sh: unknown image '$name' (expected: base, postgres, moto, python, astro-runtime, redis)" >&2; exit 2 ;;
+        *) echo "build.sh: unknown image '$name' (expected: base, postgres, moto, python, astro-runtime, astro-runtime-3, redis)" >&2; exit 2 ;;
     esac
 done
 
@@ -92,5 +96,6 @@ export SHOPSTREAM_POSTGRES_IMAGE=$POSTGRES_IMAGE
 export SHOPSTREAM_S3_IMAGE=$MOTO_IMAGE
 export SHOPSTREAM_PYTHON_IMAGE=$PYTHON_IMAGE
 export SHOPSTREAM_RUNTIME_STAND_IN=$RUNTIME_IMAGE
+export SHOPSTREAM_RUNTIME3_STAND_IN=$RUNTIME3_IMAGE
 export SHOPSTREAM_REDIS_IMAGE=$REDIS_IMAGE
 EXPORTS

@@ -15,6 +15,9 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+from include.shopstream.compat import AIRFLOW_3
 from tests.conftest import PROJECT
 from tests.dags.test_dag_integrity import DAG_IDS
 
@@ -27,6 +30,7 @@ def test_no_dag_file_is_exempt_from_the_parse_check():
     assert [line for line in lines if line.strip() and not line.lstrip().startswith("#")] == []
 
 
+@pytest.mark.skipif(AIRFLOW_3, reason="the CLI's file is generated for Airflow 2 (Astro Runtime 12)")
 def test_astro_dev_parse_passes_for_every_dag(tmp_path):
     home = tmp_path / "airflow-home"
     home.mkdir()

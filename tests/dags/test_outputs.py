@@ -3,9 +3,8 @@ announced where its entry says, written where its entry says, and checked by dat
 
 from __future__ import annotations
 
-from airflow.datasets import Dataset
-
-from include.shopstream import outputs
+from include.shopstream import outputs, sql_steps
+from include.shopstream.compat import Dataset
 
 PRODUCERS = ("sales_core_pipeline", "inventory_mgmt_pipeline", "analytics_and_reporting_pipeline")
 
@@ -54,13 +53,12 @@ def test_a_published_output_without_checks_is_caught(dagbag):
 def test_every_lake_path_of_a_dag_is_declared_in_the_registry(dagbag):
     declared = {value.prefix for value in vars(outputs).values() if isinstance(value, outputs.LakeFile)}
     paths = [
-        (dag.dag_id, task.task_id, file.path)
+        (dag.dag_id, task.task_id, path)
         for dag in dagbag.dags.values()
         for task in dag.tasks
-        for file in (getattr(task, "input_file", None), getattr(task, "output_file", None))
-        if file is not None and file.path.startswith("s3://")
+        if (path := sql_steps.lake_path(task)) and path.startswith("s3://")
     ]
-    assert len(paths) >= 9  # the SDK load and export steps (publish_orders streams through lake.py)
+    assert len(paths) >= 9  # the load and export steps (publish_orders streams through lake.py)
     undeclared = [
         p for p in paths if not any(p[2].startswith(f"s3://shopstream/{prefix}/") for prefix in sorted(declared))
     ]
@@ -89,8 +87,7 @@ def test_a_run_checks_only_the_outputs_whose_events_started_it(dagbag):
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    from airflow.utils.types import DagRunType
-
+    from include.shopstream.compat import EVENT_TRIGGERED, TRIGGERING_EVENTS
     from include.shopstream.outputs import ORDERS
     from include.shopstream.quality import CHOOSER, outputs_to_check
 
@@ -99,12 +96,12 @@ def test_a_run_checks_only_the_outputs_whose_events_started_it(dagbag):
     event = SimpleNamespace(timestamp=datetime(2026, 11, 25, 2, 30, tzinfo=UTC), extra={"ds": "2026-11-24"})
 
     def chosen(run_type, events):
-        context = {"dag_run": SimpleNamespace(run_type=run_type), "triggering_dataset_events": events}
+        context = {"dag_run": SimpleNamespace(run_type=run_type), TRIGGERING_EVENTS: events}
         return set(outputs_to_check.function(checks, **context))
 
     orders_checks = {f"data_quality_checks.orders_{kind}" for kind in ("columns", "table", "freshness")}
-    assert chosen(DagRunType.DATASET_TRIGGERED, {ORDERS.uri: [event]}) == orders_checks
+    assert chosen(EVENT_TRIGGERED, {ORDERS.uri: [event]}) == orders_checks
     everything = {task_id for task_ids in checks.values() for task_id in task_ids}
     assert len(everything) == 19
-    assert chosen(DagRunType.MANUAL, {}) == everything
+    assert chosen("manual", {}) == everything
     assert set(chooser.downstream_task_ids) == everything

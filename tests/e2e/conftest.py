@@ -25,6 +25,7 @@ import pytest
 from localdev import LocalDevError, alert_sink, inventory_api
 from localdev.generator import Scale, ShopStreamData
 from localdev.processes import Service, free_port
+from localdev.profile import current
 from localdev.stack import METADATA_DB, SOURCE_DB, WAREHOUSE_DB, Ports, Stack
 from tests.e2e import backends
 
@@ -43,7 +44,7 @@ FINISHED = ("success", "failed")
 TEST_AIRFLOW_ENV = {
     "SHOPSTREAM_RETRY_DELAY_SCALE": "0.001",
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
-    "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "3600",
+    **current().parse_once_env(),
 }
 
 
@@ -59,6 +60,9 @@ class Chain:
     sink: Service
     logs: Path
     scheduler: Service | None = None
+    # Airflow 3's processes beside the scheduler: the dag-processor, and the api-server whose
+    # execution API the task processes report to. They outlive a killed scheduler.
+    companions: list[Service] = field(default_factory=list)
     simulator_skus: int = INVENTORY_SKUS
     seeded_until: datetime | None = None
     notes: list[str] = field(default_factory=list)
@@ -84,6 +88,14 @@ class Chain:
 
     def start_scheduler(self) -> None:
         self.scheduler = self.stack.start_scheduler(self.env)
+
+    def start_companions(self) -> None:
+        """What the profile runs beside the scheduler (Airflow 3: dag-processor, api-server)."""
+        for process in self.stack.profile.processes:
+            if process.args[0] == "dag-processor":
+                self.companions.append(self.stack.start_dag_processor(self.env))
+            elif process.web and self.stack.profile.major >= 3:
+                self.companions.append(self.stack.start_web(self.env))
 
     def kill_airflow(self) -> list[int]:
         """SIGKILL the scheduler and every process it started (its executor and the running tasks).
@@ -112,8 +124,33 @@ class Chain:
         self.scheduler = None
         return killed
 
+    def task_processes(self, dag_id: str, run_id: str, task_id: str) -> list:
+        """The processes running one task instance: on Airflow 2 its ``airflow tasks run`` supervisor
+        and raw process; on Airflow 3 the task process its supervisor recorded (killed, the
+        supervisor reports the failure, as it does for an OOM kill)."""
+        import psutil
+
+        if self.stack.profile.major < 3:
+            return [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if task_id in " ".join(p.info["cmdline"] or []) and "runner" in " ".join(p.info["cmdline"] or [])
+            ]
+        rows = self.metadata(
+            "SELECT pid FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s AND state = 'running'",
+            (dag_id, run_id, task_id),
+        )
+        processes = []
+        for row in rows:
+            if row["pid"]:
+                try:
+                    processes.append(psutil.Process(row["pid"]))
+                except psutil.NoSuchProcess:
+                    continue
+        return processes
+
     def trigger(self, dag_id: str, logical_date: datetime, run_id: str) -> str:
-        self.airflow("dags", "trigger", dag_id, "--exec-date", logical_date.isoformat(), "--run-id", run_id)
+        self.airflow(*self.stack.profile.trigger_args(dag_id, logical_date, run_id))
         return run_id
 
     def slot(self, dag_id: str) -> datetime:
@@ -138,7 +175,7 @@ class Chain:
 
     def run(self, dag_id: str, run_id: str) -> dict | None:
         rows = self.metadata("SELECT * FROM dag_run WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
-        return rows[0] if rows else None
+        return _dag_run(rows[0]) if rows else None
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         rows = self.metadata(
@@ -148,14 +185,17 @@ class Chain:
 
     def runs_consuming(self, dag_id: str, source_dag_id: str, source_run_id: str) -> list[dict]:
         """Runs of ``dag_id`` started by a Dataset event that ``source_run_id`` emitted."""
-        return self.metadata(
-            "SELECT DISTINCT dr.* FROM dag_run dr"
-            " JOIN dagrun_dataset_event dde ON dde.dag_run_id = dr.id"
-            " JOIN dataset_event de ON de.id = dde.event_id"
-            " WHERE dr.dag_id = %s AND de.source_dag_id = %s AND de.source_run_id = %s"
-            " ORDER BY dr.id",
-            (dag_id, source_dag_id, source_run_id),
-        )
+        return [
+            _dag_run(row)
+            for row in self.metadata(
+                "SELECT DISTINCT dr.* FROM dag_run dr"
+                " JOIN dagrun_dataset_event dde ON dde.dag_run_id = dr.id"
+                " JOIN dataset_event de ON de.id = dde.event_id"
+                " WHERE dr.dag_id = %s AND de.source_dag_id = %s AND de.source_run_id = %s"
+                " ORDER BY dr.id",
+                (dag_id, source_dag_id, source_run_id),
+            )
+        ]
 
     def events_from(self, source_dag_id: str, source_run_id: str) -> list[dict]:
         return self.metadata(
@@ -220,6 +260,13 @@ class Chain:
         return objects
 
 
+def _dag_run(row: dict) -> dict:
+    """A dag_run row with its logical date as ``logical_date`` (Airflow 2's column is ``execution_date``)."""
+    if "logical_date" not in row:
+        row["logical_date"] = row["execution_date"]
+    return row
+
+
 @pytest.fixture(scope="session")
 def e2e_services(tmp_path_factory):
     try:
@@ -267,11 +314,13 @@ def chain(e2e_services, tmp_path_factory):
         # The time-scheduled DAGs wait, paused, until a scenario takes their next slot.
         for dag_id in ("sales_core_pipeline", "inventory_mgmt_pipeline", "ingest_deadline", "alert_redelivery"):
             chain.airflow("dags", "pause", dag_id)
+        chain.start_companions()
         chain.start_scheduler()
         yield chain
     finally:
+        stack.stop_backfill()
         chain.kill_airflow()
-        for service in (sink, simulator):
+        for service in (*chain.companions, sink, simulator):
             service.stop()
 
 

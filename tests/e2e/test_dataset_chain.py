@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
+from include.shopstream.compat import EVENT_TRIGGERED
 from localdev.processes import free_port
+from localdev.stack import SOURCE_DB
 from tests.e2e.conftest import DATA, HISTORY_DAYS, business_day
 from tests.pipelines import expected
 
@@ -80,7 +82,7 @@ def first_sales(chain):
     return {
         "run_id": run_id,
         "run": run,
-        "logical_date": run["execution_date"].astimezone(UTC),
+        "logical_date": run["logical_date"].astimezone(UTC),
         "day": business_day(run),
         "analytics": analytics,
     }
@@ -102,14 +104,14 @@ def test_1_a_sales_run_fills_gold_and_starts_analytics_then_observability(chain,
     assert all(e["extra"] == {"ds": day.isoformat()} for e in events)
 
     analytics = first_sales["analytics"]
-    assert analytics["run_type"] == "dataset_triggered"
+    assert analytics["run_type"] == EVENT_TRIGGERED
     assert analytics["state"] == "success", chain.evidence(ANALYTICS, analytics["run_id"])
     reported = chain.warehouse("SELECT DISTINCT day FROM gold.daily_reports")
     assert reported, "analytics wrote no daily report"
 
     for source_dag, source_run in ((SALES, first_sales["run_id"]), (ANALYTICS, analytics["run_id"])):
         observed = chain.wait_for_consumer(OBSERVABILITY, source_dag, source_run)
-        assert observed["run_type"] == "dataset_triggered"
+        assert observed["run_type"] == EVENT_TRIGGERED
         assert observed["state"] == "success", chain.evidence(OBSERVABILITY, observed["run_id"])
         assert observed["start_date"] >= chain.run(source_dag, source_run)["start_date"]
 
@@ -330,7 +332,6 @@ def test_6_the_scheduler_runs_the_four_oclock_check_and_pages_for_an_ingest_that
 
 
 def test_7_a_task_process_killed_mid_merge_is_retried_and_writes_each_order_once(chain, first_sales):
-    import psutil
 
     day, logical = first_sales["day"], first_sales["logical_date"]
     held = min(expected_good_orders(chain, day))  # one of the orders the merge upserts
@@ -344,12 +345,7 @@ def test_7_a_task_process_killed_mid_merge_is_retried_and_writes_each_order_once
         )
         deadline = time.monotonic() + SALES_TIMEOUT
         while not (
-            runners := [
-                p
-                for p in psutil.process_iter(["cmdline"])
-                if "orders_etl.merge_orders" in " ".join(p.info["cmdline"] or [])
-                and "runner" in " ".join(p.info["cmdline"] or [])
-            ]
+            runners := chain.task_processes(SALES, first_sales["run_id"], "orders_etl.merge_orders")
         ) or not chain.warehouse(
             "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%%ON CONFLICT%%'"
         ):
@@ -375,34 +371,35 @@ def test_7_a_task_process_killed_mid_merge_is_retried_and_writes_each_order_once
 
 
 def test_8_two_sales_runs_at_once_leave_gold_as_one_after_the_other(chain, first_sales):
-    """A manual run on the scheduler and `airflow dags backfill` of another day, as `make run` does
-    beside the scheduler: both load their day while their customer merges wait on a lock held
-    here, then go on together. Gold must then hold both days, as if they had run in turn.
-    """
-    import subprocess
-    import sys
+    """A manual run on the scheduler and a backfill of another day, started as `make run` starts
+    its history: both load their day while their customer merges wait on a lock held here, then
+    go on together. Gold must then hold both days, as if they had run in turn.
 
-    from localdev.stack import ROOT, SOURCE_DB
+    While it waits, the backfilled merge's task process is killed, as a metadata-database
+    deadlock on its last write ends it: its LocalTaskJob ends, the task still says running, and
+    Airflow 2's backfill would wait for it forever. The platform sets it up for retry.
+    """
+    import os
+    import signal
 
     # A manual run covers the day before its logical date, a backfilled one the day of it: these
     # are the fourth and fifth days before scenario 1's, which no other scenario runs.
     manual_logical = first_sales["logical_date"] - timedelta(days=3)
     backfill_logical = first_sales["logical_date"] - timedelta(days=5)
     manual_id = "e2e_sales_beside_a_backfill"
-    log = chain.logs / "backfill_test_8.log"
+    log = chain.stack.logs / "backfill.log"
+    kills_a_task = chain.stack.profile.backfill_is_a_process  # Airflow 3's scheduler runs backfills
+    followed: list[str] = []
+    killed = False
     with chain.stack.pg.connect("shopstream_warehouse") as lock:
         with lock.cursor() as cur:
             cur.execute("LOCK TABLE gold.customers IN ACCESS EXCLUSIVE MODE")
         chain.trigger(SALES, manual_logical, manual_id)
-        with log.open("w") as out:
-            backfill = subprocess.Popen(
-                [sys.executable, "-m", "airflow", "dags", "backfill", SALES,
-                 "--start-date", backfill_logical.isoformat(), "--end-date", backfill_logical.isoformat()],
-                env=chain.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        history = chain.stack.backfill([backfill_logical], env=chain.env)
         try:
             deadline = time.monotonic() + SALES_TIMEOUT
             while True:
+                followed += filter(None, [chain.stack.resume_backfill(history)])
                 backfill_runs = chain.metadata(
                     "SELECT run_id FROM dag_run WHERE dag_id = %s AND execution_date = %s", (SALES, backfill_logical)
                 )
@@ -414,21 +411,36 @@ def test_8_two_sales_runs_at_once_leave_gold_as_one_after_the_other(chain, first
                     "SELECT count(*) AS n FROM pg_stat_activity"
                     " WHERE wait_event_type = 'Lock' AND query ILIKE '%%INSERT INTO%%gold%%customers%%'"
                 )[0]["n"]
-                if loaded == ["success", "success"] and waiting == 2:
+                if loaded == ["success", "success"] and waiting == 2 and not killed:
+                    if not kills_a_task:
+                        break
+                    (merge,) = chain.metadata(
+                        "SELECT pid FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s",
+                        (SALES, backfill_runs[0]["run_id"], "orders_etl.merge_customers"),
+                    )
+                    os.kill(merge["pid"], signal.SIGKILL)
+                    killed = True
+                # The killed merge's session stays in Postgres' lock queue until it gets the lock.
+                if killed and any("merge_customers" in line and "set up for retry" in line for line in followed):
                     break
-                assert backfill.poll() is None, f"the backfill ended early: {log.read_text()[-3000:]}"
+                assert chain.stack.backfill_running(), f"the backfill ended early: {log.read_text()[-3000:]}"
                 assert time.monotonic() < deadline, (
-                    f"both runs never loaded their orders and waited on the customers' merge: loaded={loaded},"
-                    f" waiting={waiting}; {chain.evidence(SALES, manual_id)}"
+                    f"both runs never loaded their orders and waited on the customers' merge (or the killed"
+                    f" merge was not set up for retry): loaded={loaded}, waiting={waiting}, followed={followed};"
+                    f" {chain.evidence(SALES, manual_id)}\nbackfill log: {log.read_text()[-3000:]}"
                 )
                 time.sleep(1)
-        except BaseException:
-            backfill.kill()
-            raise
         finally:
             lock.rollback()
     backfill_id = backfill_runs[0]["run_id"]
-    assert backfill.wait(timeout=SALES_TIMEOUT) == 0, log.read_text()[-3000:]
+    deadline = time.monotonic() + SALES_TIMEOUT
+    while chain.stack.backfill_running():
+        followed += filter(None, [chain.stack.resume_backfill(history)])
+        assert time.monotonic() < deadline, f"the backfill did not end: {followed}\n{log.read_text()[-3000:]}"
+        time.sleep(1)
+    assert chain.stack.backfill_process is None or chain.stack.backfill_process.process.returncode == 0, (
+        log.read_text()[-3000:]
+    )
     manual = chain.wait_for_run(SALES, manual_id, SALES_TIMEOUT)
     backfilled = chain.run(SALES, backfill_id)
     assert manual["state"] == "success", chain.evidence(SALES, manual_id)
@@ -437,6 +449,12 @@ def test_8_two_sales_runs_at_once_leave_gold_as_one_after_the_other(chain, first
         "the two runs must have run at the same time"
     )
     assert business_day(manual) != business_day(backfilled)
+    if chain.stack.profile.backfill_is_a_process:
+        (merge,) = chain.metadata(
+            "SELECT try_number, state FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s",
+            (SALES, backfill_id, "orders_etl.merge_customers"),
+        )
+        assert merge == {"try_number": 2, "state": "success"}, "the killed merge's retry finished it"
 
     # Gold as the two days one after the other leave it: every good order of each day, as the
     # source holds it; customer_360 rebuilt from the whole of gold; customers the source's.

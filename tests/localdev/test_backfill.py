@@ -74,7 +74,7 @@ def test_a_bad_backfill_setting_stops_run_before_anything_starts(tmp_path):
 
 
 def sales_runs(env) -> dict[str, dict]:
-    runs = api(env, "/api/v1/dags/sales_core_pipeline/dagRuns?limit=100")["dag_runs"]
+    runs = api(env, "/dags/sales_core_pipeline/dagRuns?limit=100")["dag_runs"]
     return {run["logical_date"]: run for run in runs}
 
 
@@ -161,7 +161,7 @@ def test_run_backfills_the_history_and_a_second_run_does_not_redo_it(tmp_path):
         # it is drawn again (or was drawn late enough) over the backfilled days.
         assert wait_for_report_after(env, max(run["end_date"] for run in backfilled.values()))
         # Each backfilled day published its Datasets, as a scheduled run does.
-        events = api(env, "/api/v1/datasets/events?source_dag_id=sales_core_pipeline&limit=100")["dataset_events"]
+        events = api(env, "/datasets/events?source_dag_id=sales_core_pipeline&limit=100")["dataset_events"]
         sources = {(e["dataset_uri"], e["source_run_id"]) for e in events}
         for run in backfilled.values():
             assert ("s3://shopstream/gold/orders", run["dag_run_id"]) in sources

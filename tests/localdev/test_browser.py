@@ -55,7 +55,7 @@ class Steps:
 
 
 def manual_run(env, dag_id: str) -> dict:
-    runs = api(env, f"/api/v1/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+    runs = api(env, f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
     manual = [r for r in runs if r["run_type"] == "manual"]
     assert len(manual) == 1, runs
     return manual[0]
@@ -63,10 +63,10 @@ def manual_run(env, dag_id: str) -> dict:
 
 def consumer_of(env, dag_id: str, source_run_id: str) -> dict | None:
     """The run of ``dag_id`` that a Dataset event of ``source_run_id`` triggered, if there is one yet."""
-    for run in api(env, f"/api/v1/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]:
+    for run in api(env, f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]:
         if run["run_type"] != "dataset_triggered":
             continue
-        events = api(env, f"/api/v1/dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamDatasetEvents")
+        events = api(env, f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamDatasetEvents")
         if any(e["source_run_id"] == source_run_id for e in events["dataset_events"]):
             return run
     return None
@@ -134,7 +134,7 @@ def test_a_person_triggers_the_ingest_and_opens_the_chart_from_the_ui(tmp_path):
             orders = "s3://shopstream/gold/orders"
 
             def order_events() -> list[dict]:
-                events = api(env, "/api/v1/datasets/events?limit=100")["dataset_events"]
+                events = api(env, "/datasets/events?limit=100")["dataset_events"]
                 return [e for e in events if e["dataset_uri"] == orders]
 
             published = lambda: any(e["source_run_id"] == triggered for e in order_events())  # noqa: E731

@@ -23,13 +23,23 @@ def project_datasets() -> tuple[set[str], dict[str, set[str]]]:
     """Every Dataset URI the project's DAGs produce or consume, and each consumer's triggers."""
     from airflow.models import DagBag
 
-    bag = DagBag(str(PROJECT / "dags"), include_examples=False)
+    from include.shopstream.compat import AIRFLOW_3
+
+    bag = DagBag(str(PROJECT / "dags"), **({} if AIRFLOW_3 else {"include_examples": False}))
     assert not bag.import_errors, bag.import_errors
-    consumers = {
-        dag_id: {uri for uri, _ in dag.timetable.dataset_condition.iter_datasets()}
-        for dag_id, dag in bag.dags.items()
-        if dag.timetable.dataset_condition
-    }
+
+    def uris(condition) -> set[str]:  # a Dataset (Asset), or any/all of such conditions
+        if not condition:  # none, or Airflow 2's null condition of a time-scheduled DAG
+            return set()
+        if hasattr(condition, "uri"):
+            return {condition.uri}
+        return set().union(*(uris(part) for part in condition.objects))
+
+    def triggers(dag) -> set[str]:  # Airflow 3 says Asset where Airflow 2 says Dataset
+        timetable = dag.timetable
+        return uris(getattr(timetable, "asset_condition", None) or getattr(timetable, "dataset_condition", None))
+
+    consumers = {dag_id: found for dag_id, dag in bag.dags.items() if (found := triggers(dag))}
     produced = {outlet.uri for dag in bag.dags.values() for task in dag.tasks for outlet in task.outlets}
     return produced | set().union(*consumers.values()), consumers
 

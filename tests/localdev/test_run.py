@@ -6,7 +6,6 @@ SHOPSTREAM_POSTGRES_URL, a wrong Python; each must be one clear line, not a trac
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -26,10 +25,12 @@ import pytest
 
 from localdev import s3 as s3_launcher
 from localdev.processes import free_port
+from localdev.profile import call_api, current
 from tests.conftest import PROJECT
 
 # One xdist worker runs the whole group, in file order (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+PROFILE = current()
 
 
 def run_env(state_dir, **extra) -> dict:
@@ -97,12 +98,9 @@ def alive(pid: int) -> bool:
     return True
 
 
-def api(env, path: str, user: str = "admin", password: str = "admin"):
-    request = urllib.request.Request(f"http://127.0.0.1:{env['SHOPSTREAM_WEBSERVER_PORT']}{path}")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
+def api(env, path: str, method: str = "GET", body: dict | None = None):
+    """The REST API of the platform that ``env`` starts (``path`` after /api/v1 or /api/v2), as admin."""
+    return call_api(PROFILE, f"http://127.0.0.1:{env['SHOPSTREAM_WEBSERVER_PORT']}", method, path, body)
 
 
 def test_the_platform_comes_up_stops_cleanly_and_resumes(tmp_path):
@@ -115,11 +113,11 @@ def test_the_platform_comes_up_stops_cleanly_and_resumes(tmp_path):
         assert health["scheduler"]["status"] == "healthy"
         assert health["triggerer"]["status"] == "healthy"
         # "Up" means every DAG is there: the REST API lists them all at the moment it is said.
-        listed = {dag["dag_id"] for dag in api(env, "/api/v1/dags?limit=100")["dags"]}
+        listed = {dag["dag_id"] for dag in api(env, "/dags?limit=100")["dags"]}
         assert listed == {path.stem for path in (PROJECT / "dags").glob("*.py")}
-        aws = api(env, "/api/v1/connections/aws_default")
+        aws = api(env, "/connections/aws_default")
         assert json.loads(aws["extra"])["endpoint_url"] == f"http://127.0.0.1:{env['SHOPSTREAM_S3_PORT']}"
-        pools = {p["name"]: p["slots"] for p in api(env, "/api/v1/pools")["pools"]}
+        pools = {p["name"]: p["slots"] for p in api(env, "/pools")["pools"]}
         assert pools["inventory_api"] == 2
 
         cli = subprocess.run(
@@ -135,7 +133,8 @@ def test_the_platform_comes_up_stops_cleanly_and_resumes(tmp_path):
         lake.client().put_object(Bucket="shopstream", Key="gold/marker.txt", Body=b"kept")
         services = json.loads((tmp_path / "state" / "stack.json").read_text())["services"]
         pids = list(services.values())
-        assert len(pids) == 8, "postgres, s3, inventory API, alert sink, scheduler, triggerer, log server, webserver"
+        # postgres, s3, inventory API, alert sink, the log server and the profile's Airflow processes
+        assert len(pids) == 5 + len(PROFILE.processes), services
 
         # Task logs are served on loopback only, by the log server and nothing else of Airflow's.
         log_port = int(env["SHOPSTREAM_LOG_SERVER_PORT"])
@@ -234,7 +233,7 @@ def metadata(env, statement: str, params=None) -> list[dict]:
     conn = psycopg2.connect(metadata_url(env))
     try:
         with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-            cur.execute(statement, params)
+            cur.execute(PROFILE.sql(statement), params)
             return [dict(row) for row in cur.fetchall()]
     finally:
         conn.close()

@@ -48,7 +48,7 @@ def dump(stack) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", DUMP], env=stack.airflow_env(), capture_output=True, text=True, check=True
     )
-    return json.loads(out.stdout)
+    return json.loads(out.stdout.strip().splitlines()[-1])  # Airflow 3 may log to stdout before it
 
 
 def apply(stack, path, *endpoints: str) -> subprocess.CompletedProcess:

@@ -8,7 +8,9 @@ never from the pipelines' own SQL. The modules are numbered in the order the pla
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -18,11 +20,64 @@ from localdev import alert_sink, inventory_api, s3, seed
 from localdev.generator import Scale, ShopStreamData
 from localdev.processes import free_port
 from localdev.stack import SOURCE_DB, WAREHOUSE_DB, Ports
+from tests.conftest import PROJECT
 
 # A Monday, so that weekly analytics has a week behind it.
 MONDAY = date(2026, 11, 16)
 DATA = ShopStreamData(seed=11, scale=Scale(customers=120, products=40, orders_per_day=60, bad_share=0.05))
 INVENTORY_SEED = 5
+
+# A run's operator extra links, as the UI server makes them: ``"task_id | link name" -> URL``.
+# Airflow 2's webserver rebuilds the DAG from its serialized form (which keeps only link classes a
+# plugin registers) and calls each link with the task instance; Airflow 3's API server reads the
+# serialized DAG from the metadata database, whose links answer what the task process computed
+# and stored as an XCom when the task finished.
+RESOLVE_LINKS = {
+    2: """
+import json, sys
+from datetime import datetime
+from airflow.models import DagBag, TaskInstance
+from airflow.serialization.serialized_objects import SerializedDAG
+from airflow.utils.session import create_session
+
+dag_id, logical_date = sys.argv[1], datetime.fromisoformat(sys.argv[2])
+parsed = DagBag(include_examples=False).dags[dag_id]
+dag = SerializedDAG.from_dict(SerializedDAG.to_dict(parsed))
+links = {}
+with create_session() as session:
+    tis = session.query(TaskInstance).filter(
+        TaskInstance.dag_id == dag_id, TaskInstance.execution_date == logical_date
+    ).all()
+    for ti in tis:
+        task = dag.get_task(ti.task_id)
+        ti.task = task
+        for name in task.extra_links:
+            links[f"{ti.task_id} | {name}"] = task.get_extra_links(ti, name)
+print("LINKS " + json.dumps(links))
+""",
+    3: """
+import json, sys
+from datetime import datetime
+from sqlalchemy import select
+from airflow.models import DagRun, TaskInstance
+from airflow.models.dagbag import DBDagBag
+from airflow.utils.session import create_session
+
+dag_id, logical_date = sys.argv[1], datetime.fromisoformat(sys.argv[2])
+links = {}
+with create_session() as session:
+    run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date))
+    dag = DBDagBag().get_dag_for_run(run, session)
+    tis = session.scalars(
+        select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+    ).all()
+    for ti in tis:
+        task = dag.get_task(ti.task_id)
+        for name in task.extra_links:
+            links[f"{ti.task_id} | {name}"] = task.get_extra_links(ti, name)
+print("LINKS " + json.dumps(links))
+""",
+}
 
 
 @dataclass
@@ -60,6 +115,21 @@ class Platform:
     def run_sales(self, day: date) -> dict[str, str]:
         """The sales run for business day ``day`` (the 02:00 run of the next day covers it)."""
         return self.run_dag("sales_core_pipeline", datetime.combine(day + timedelta(days=1), time(2), tzinfo=UTC))
+
+    def extra_links(self, dag_id: str, logical_date: datetime) -> dict[str, str]:
+        """``"task_id | link name" -> URL`` for every extra link of the run, as the UI server makes them."""
+        script = RESOLVE_LINKS[self.stack.profile.major]
+        result = subprocess.run(
+            [sys.executable, "-c", script, dag_id, logical_date.isoformat()],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            cwd=PROJECT,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        line = next(line for line in result.stdout.splitlines() if line.startswith("LINKS "))
+        return json.loads(line.removeprefix("LINKS "))
 
     def query(self, database: str, statement: str, params=None) -> list[dict]:
         return self.stack.query(database, statement, params)

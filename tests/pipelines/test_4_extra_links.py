@@ -1,16 +1,14 @@
 """Reports one click away: the operator extra links that open what a task wrote to the lake.
 
-The links are resolved as the webserver resolves them: from the DAG serialized and rebuilt
-(which keeps only link classes that a plugin registers), for the task instances of the runs
-that test_3 and this module made, and each URL is fetched without credentials.
+The links are resolved as the UI server resolves them (``Platform.extra_links``), for the task
+instances of the runs that test_3 and this module made, and each URL is fetched without
+credentials.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
@@ -18,51 +16,12 @@ from urllib.parse import unquote
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT
 from tests.pipelines.conftest import MONDAY
 from tests.pipelines.test_3_analytics_and_reporting import at
 from tests.pipelines.test_5_alerting import inbox
 
 # One xdist worker runs the whole group, in file order (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
-
-RESOLVE_LINKS = """
-import json, sys
-from datetime import datetime
-from airflow.models import DagBag, TaskInstance
-from airflow.serialization.serialized_objects import SerializedDAG
-from airflow.utils.session import create_session
-
-dag_id, logical_date = sys.argv[1], datetime.fromisoformat(sys.argv[2])
-parsed = DagBag(include_examples=False).dags[dag_id]
-dag = SerializedDAG.from_dict(SerializedDAG.to_dict(parsed))
-links = {}
-with create_session() as session:
-    tis = session.query(TaskInstance).filter(
-        TaskInstance.dag_id == dag_id, TaskInstance.execution_date == logical_date
-    ).all()
-    for ti in tis:
-        task = dag.get_task(ti.task_id)
-        ti.task = task
-        for name in task.extra_links:
-            links[f"{ti.task_id} | {name}"] = task.get_extra_links(ti, name)
-print("LINKS " + json.dumps(links))
-"""
-
-
-def resolve_links(platform, dag_id: str, logical_date: datetime) -> dict[str, str]:
-    """``"task_id | link name" -> URL`` for every extra link of the run, as the webserver makes them."""
-    result = subprocess.run(
-        [sys.executable, "-c", RESOLVE_LINKS, dag_id, logical_date.isoformat()],
-        env=platform.env(),
-        capture_output=True,
-        text=True,
-        cwd=PROJECT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = next(line for line in result.stdout.splitlines() if line.startswith("LINKS "))
-    return json.loads(line.removeprefix("LINKS "))
 
 
 def fetch(url: str) -> bytes:
@@ -71,7 +30,7 @@ def fetch(url: str) -> bytes:
 
 
 def test_the_report_chart_and_features_open_from_their_tasks(platform):
-    links = resolve_links(platform, "analytics_and_reporting_pipeline", at(MONDAY))
+    links = platform.extra_links("analytics_and_reporting_pipeline", at(MONDAY))
     assert set(links) == {
         "daily_reports.write_report_files | Daily report (CSV)",
         "daily_reports.write_report_files | Revenue chart, 30 days (PNG)",
@@ -116,7 +75,7 @@ def test_quality_results_say_what_ran_and_what_failed_and_page_once(platform):
     assert len(triggers) == 1, triggers
     assert "/observability_pipeline/data_quality_checks.orders_table/" in triggers[0]
 
-    links = resolve_links(platform, "observability_pipeline", logical_date)
+    links = platform.extra_links("observability_pipeline", logical_date)
     assert list(links) == ["quality_results | Quality results (JSON)"]
     document = json.loads(fetch(links["quality_results | Quality results (JSON)"]))
     assert document["counts"] == {"failed": 1, "passed": 18}

@@ -3,17 +3,15 @@
 Each task meets a data error (psycopg2's ``IntegrityError``) where its type runs user code: a
 mapped task in its unmapped copy, a deferrable one after it resumed from its trigger. Each has
 retries, so only the policy can make the failure final on the first try. Not in dags/: the
-tests in tests/test_policy_task_types.py parse and run it.
+tests in tests/test_policy_task_types.py parse and run it. (Airflow's DagBag reads a file only
+when it names both "airflow" and "dag", as this docstring does.)
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.decorators import task
-from airflow.models.baseoperator import BaseOperator
-from airflow.models.dag import DAG
-from airflow.triggers.temporal import TimeDeltaTrigger
+from include.shopstream.compat import DAG, BaseOperator, TimeDeltaTrigger, task
 
 DAG_ID = "shopstream_policy_task_types"
 
