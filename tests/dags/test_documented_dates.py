@@ -15,6 +15,7 @@ import pendulum
 from tests.conftest import PROJECT
 
 README = (PROJECT / "README.md").read_text()
+FAILURE_HANDLING = (PROJECT / "docs" / "failure-handling.md").read_text()
 OUTPUTS = (PROJECT / "include" / "shopstream" / "outputs.py").read_text()
 
 
@@ -45,7 +46,7 @@ def test_the_outputs_module_states_the_business_dates_airflow_gives(scheduled):
     assert business_date(scheduled, "sales_core_pipeline", manual.group(1)) == "2026-11-23"
 
 
-def test_the_readme_alert_example_agrees_with_itself_and_with_airflow(scheduled):
+def test_the_documented_alert_example_agrees_with_itself_and_with_airflow(scheduled):
     from urllib.parse import parse_qs, urlsplit
 
     from airflow.models.dagrun import DagRun
@@ -53,7 +54,7 @@ def test_the_readme_alert_example_agrees_with_itself_and_with_airflow(scheduled)
 
     from include.shopstream.compat import AIRFLOW_3
 
-    section = README[README.index("What the sink receives for a failed") :]
+    section = FAILURE_HANDLING[FAILURE_HANDLING.index("What the sink receives for a failed") :]
     slack = json.loads(section.split("POST /slack/local/dev/webhook\n", 1)[1].split("\n", 1)[0])["text"]
     event = json.loads(section.split("POST /pagerduty/v2/enqueue\n", 1)[1].split("\n```", 1)[0])
     details = event["payload"]["custom_details"]
