@@ -297,7 +297,7 @@ def profile_label(document: dict) -> str:
 
 
 def render(document: dict) -> str:
-    """The table as Markdown (readable as it is on a terminal, and pasted into the README)."""
+    """The table as Markdown (readable as it is on a terminal, and pasted into docs/performance.md)."""
     machine = document["machine"]
     header = ("figure", "measured: median [min-max]", "baseline or goal", "ratio", "goal met")
     lines = [

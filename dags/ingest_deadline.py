@@ -18,7 +18,7 @@ before the platform's first run. Each check task returns, and logs, one line per
 The check reads the runs through `include/shopstream/run_states.py`, never in a session of its
 own; the orders Dataset is its inlet. Why a DAG and not Airflow's task SLA, and why Airflow 3's
 Deadline Alerts complement this check rather than replace it (a deadline exists only for a run
-that was created), is explained in the README (Failure handling, The 04:00 page) and in
+that was created), is explained in docs/failure-handling.md (The 04:00 page) and in
 `include/shopstream/deadlines.py`.
 """
 

@@ -1,7 +1,7 @@
 """The CI/CD workflow deploys only what passed `make test`, with credentials from the CI's secrets.
 
 This checks the workflow file's structure; the workflow itself has never run from here (no
-GitHub runner, no Astro Deployment): see README.md, "Deployment".
+GitHub runner, no Astro Deployment): see docs/deployment.md, "Deployment".
 """
 
 from __future__ import annotations

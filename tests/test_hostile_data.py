@@ -69,7 +69,7 @@ MAX_AMOUNT = Decimal("9999999999.99")
 # Text that has broken CSV pipelines before, and anything else unicode allows, but for:
 # - NUL, which Postgres text cannot hold;
 # - a carriage return: the Astro SDK reads CSV in text mode, which turns "\r\n" and "\r" inside
-#   a quoted value into "\n" (a known defect, see the README; the value reaches gold changed).
+#   a quoted value into "\n" (a known defect, see docs/architecture.md; the value reaches gold changed).
 # The empty text is among them: the CSV extract cannot tell it from NULL, so it arrives missing.
 HOSTILE_WORDS = ["a,b", 'say "hi"', "line\nbreak", "😀🛒", "O'Brien", "NA", "null", "None", "N/A", " ", "\\N", "é", ""]
 text = st.one_of(

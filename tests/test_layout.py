@@ -1,4 +1,4 @@
-"""Imports point one way: the deployed folders never import the tooling (README, Project layout)."""
+"""Imports point one way: the deployed folders never import the tooling (docs/layout.md)."""
 
 from __future__ import annotations
 

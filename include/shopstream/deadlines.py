@@ -22,7 +22,7 @@ Why not Airflow's task SLA: ``DagFileProcessor.manage_slas`` counts from the lat
 run and skips the interval right after it, so with yesterday's ingest done and today's late it
 records nothing until a day later; and the scheduler only asks for SLA checks while the DAG has
 a running run, so a day whose ingest never started is never reported. SLAs are also gone in
-Airflow 3 (see the README's Failure handling).
+Airflow 3 (see docs/failure-handling.md, The 04:00 page).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The platform's failure policy: retries and backoff for every DAG, in one place.
 
-Read with the README's architecture table: criticality decides the policy.
+Read with the architecture table in docs/architecture.md: criticality decides the policy.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 These tests pin Airflow's behaviour, not ours: ``DagFileProcessor.manage_slas`` with the clock
 frozen, yesterday's ingest done and today's still running at 04:01. If a later Airflow 2 ever
-records the miss on the day, they fail and the README's reasoning should be revisited.
+records the miss on the day, they fail and the reasoning in docs/failure-handling.md should be revisited.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`make run` backfills the seeded history through sales_core_pipeline with Airflow's own backfill.
 
-The platform test runs two days (SHOPSTREAM_BACKFILL_DAYS=2) to keep it short; the README
+The platform test runs two days (SHOPSTREAM_BACKFILL_DAYS=2) to keep it short; docs/local-platform.md
 states how long the default 21 takes. The date arithmetic and the setting are checked apart.
 """
 

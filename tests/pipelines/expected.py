@@ -45,7 +45,7 @@ def extract(rows: list[dict], day: date) -> list[dict]:
 
 
 def problem(row: dict, seen: set[int]) -> str | None:
-    """The contract a row breaks, by the rules of the README (first one wins)."""
+    """The contract a row breaks, by the rules of docs/architecture.md (first one wins)."""
     if row["customer_id"] is None:
         return "customer_id is missing"
     if row["amount"] < 0:
