@@ -49,8 +49,8 @@ def pytest_configure(config):
 
 # The image holds only what .dockerignore lets in, so under `astro dev pytest` these test modules
 # lack what they import or read: the local platform and benchmarks (localdev/, bench/) or the
-# repository's own files (README.md, requirements.lock, Dockerfile, .dockerignore, .github/). They are not collected
-# there (the pytest header says so); `make test` runs them.
+# repository's own files (README.md, docs/, requirements.lock, Dockerfile, .dockerignore, .github/). They are not
+# collected there (the pytest header says so); `make test` runs them.
 REPOSITORY_ONLY = [
     "localdev",
     "pipelines",

@@ -56,6 +56,7 @@ NEVER = {
     ".ci",
     "pyproject.toml",
     "README.md",
+    "docs",
 }
 
 
