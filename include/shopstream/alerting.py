@@ -19,10 +19,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from include.shopstream.names import PAGERDUTY_CONN_ID, SLACK_CONN_ID
+
 log = logging.getLogger(__name__)
 
-SLACK_CONN_ID = "slack_alerts"
-PAGERDUTY_CONN_ID = "pagerduty_alerts"
 ICONS = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":white_check_mark:"}
 SOURCE = "shopstream-airflow"
 

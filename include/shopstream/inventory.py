@@ -12,7 +12,7 @@ from sqlalchemy import Column, DateTime, Integer, Text
 
 from include.shopstream import sql_steps
 from include.shopstream.compat import task, task_group
-from include.shopstream.names import STAGING
+from include.shopstream.names import INVENTORY_API_POOL, SOURCE_DB_POOL, STAGING
 from include.shopstream.outputs import (
     CATALOG_FILE,
     INVENTORY,
@@ -122,7 +122,7 @@ def first_problem(problem: str, items: list[dict]) -> str:
     return f"{index}{named}: {rule_of(reason)}"
 
 
-@task(pool="inventory_api")
+@task(pool=INVENTORY_API_POOL)
 def fetch_stock(logical_date=None) -> dict:
     """Page through the inventory API; land the stock in raw/, or quarantine a bad answer and fail."""
     import json
@@ -205,7 +205,7 @@ def inventory_sync():
     merged >> exported >> announce(INVENTORY)
 
 
-@task(pool="shopstream_source_db")
+@task(pool=SOURCE_DB_POOL)
 def extract_products(data_interval_start=None) -> dict:
     """Snapshot the source's products to raw/products/ts=<interval start>/."""
     from include.shopstream.lake import extract_from_source
