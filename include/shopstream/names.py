@@ -32,6 +32,11 @@ INVENTORY_API_TIMEOUT_VARIABLE = "shopstream_inventory_api_timeout_seconds"
 INVENTORY_API_PAGE_SIZE_VARIABLE = "shopstream_inventory_api_page_size"
 
 
+def lake_uri(key: str) -> str:
+    """The ``s3://`` URI of ``key`` in the lake's bucket (a folder's key ends with its slash)."""
+    return f"s3://{BUCKET}/{key}"
+
+
 def sql(name: str) -> str:
     """The text of ``include/shopstream/sql/<name>``."""
     return (SQL_DIR / name).read_text()

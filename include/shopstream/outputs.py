@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from include.shopstream.compat import Dataset
-from include.shopstream.names import BUCKET
+from include.shopstream.names import lake_uri
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class LakeFile:
     def uri_for(self, when: date | datetime | str | None = None, name: str | None = None) -> str:
         """``s3://shopstream/<key>``, with a trailing slash for a folder."""
         folder = not (name or self.name)
-        return f"s3://{BUCKET}/{self.key_for(when, name)}" + ("/" if folder else "")
+        return lake_uri(self.key_for(when, name) + ("/" if folder else ""))
 
     def holds(self, key: str) -> bool:
         """Whether ``key`` is an object of this file: its prefix, a partition of it, then its name
@@ -170,7 +170,7 @@ QUALITY_RESULTS = LakeFile("quality/results", partition=LOGICAL_DATE)
 
 ORDERS = Output(
     "orders",
-    "s3://shopstream/gold/orders",
+    lake_uri("gold/orders"),
     "sales_core_pipeline",
     "orders_etl.announce_orders",
     key=("order_id",),
@@ -195,7 +195,7 @@ ORDERS = Output(
 )
 CUSTOMER_360 = Output(
     "customer_360",
-    "s3://shopstream/gold/customer_360",
+    lake_uri("gold/customer_360"),
     "sales_core_pipeline",
     "customer_360.announce_customer_360",
     key=("customer_id",),
@@ -216,7 +216,7 @@ CUSTOMER_360 = Output(
 )
 INVENTORY = Output(
     "inventory",
-    "s3://shopstream/gold/inventory",
+    lake_uri("gold/inventory"),
     "inventory_mgmt_pipeline",
     "inventory_sync.announce_inventory",
     key=("sku",),
@@ -227,7 +227,7 @@ INVENTORY = Output(
 )
 PRODUCT_CATALOG = Output(
     "product_catalog",
-    "s3://shopstream/gold/product_catalog",
+    lake_uri("gold/product_catalog"),
     "inventory_mgmt_pipeline",
     "product_catalog.announce_catalog",
     key=("sku",),
@@ -238,7 +238,7 @@ PRODUCT_CATALOG = Output(
 )
 DAILY_REPORTS = Output(
     "daily_reports",
-    "s3://shopstream/gold/daily_reports",
+    lake_uri("gold/daily_reports"),
     "analytics_and_reporting_pipeline",
     "daily_reports.announce_daily_reports",
     key=("day", "category"),
@@ -249,7 +249,7 @@ DAILY_REPORTS = Output(
 )
 WEEKLY_ANALYTICS = Output(
     "weekly_analytics",
-    "s3://shopstream/gold/weekly_analytics",
+    lake_uri("gold/weekly_analytics"),
     "analytics_and_reporting_pipeline",
     "weekly_analytics.announce_weekly_analytics",
     key=("week_start", "cohort_week"),
@@ -262,7 +262,7 @@ WEEKLY_ANALYTICS = Output(
 )
 CUSTOMER_FEATURES = Output(
     "customer_features",
-    "s3://shopstream/features/customer",
+    lake_uri("features/customer"),
     "analytics_and_reporting_pipeline",
     "ml_feature_pipeline.announce_features",
     key=("customer_id",),
