@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from include.shopstream import alerting, outputs, run_states
+from include.shopstream import alerting, outputs, run_states, schedules
 from include.shopstream.compat import task
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ INGEST = Deadline(
     name="ingest-deadline",
     dag_id=outputs.ORDERS.dag_id,
     task_id=outputs.ORDERS.announced_by,
-    schedule="0 2 * * *",
+    schedule=schedules.SALES_CORE,
     due_after=timedelta(hours=2),
     check_schedule="0 4 * * *",
     announces=outputs.ORDERS.dataset,
