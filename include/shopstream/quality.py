@@ -28,6 +28,7 @@ TABLES = tuple(output for output in outputs.PUBLISHED if output.table)
 FILES = tuple(output for output in outputs.PUBLISHED if not output.table)
 
 
+GROUP = "data_quality_checks"  # the task group; quality_results reads its tasks by this prefix
 CHOOSER = "outputs_to_check"
 
 
@@ -96,7 +97,7 @@ def check_file(uri: str) -> dict:
     return {"file": lake_uri(key), "rows": len(frame)}
 
 
-@task_group(group_id="data_quality_checks")
+@task_group(group_id=GROUP)
 def data_quality_checks():
     """Checks for every published output whose dataset triggered the run."""
     checks: dict[str, list] = {}

@@ -14,11 +14,10 @@ from collections import Counter
 
 from include.shopstream import alerting, links
 from include.shopstream.compat import AirflowFailException, TriggerRule, run_moment, task
-from include.shopstream.quality import CHOOSER
+from include.shopstream.quality import CHOOSER, GROUP
 
 log = logging.getLogger(__name__)
 
-GROUP = "data_quality_checks"
 OUTCOME = {
     "success": "passed",
     "failed": "failed",
