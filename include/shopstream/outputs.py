@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from include.shopstream import business_dates
 from include.shopstream.compat import Dataset
 from include.shopstream.names import lake_uri
 
@@ -43,14 +44,10 @@ class Partition:
         return "{{ " + f"{self.source}.strftime('{self.fmt}')" + " }}"
 
 
-# The business date of a run: the day its data interval starts. The scheduled run that starts at
-# 02:00 on the 24th (logical date 2026-11-23T02:00) covers the 23rd; so does a manual run with
-# logical date 2026-11-24T02:00. A manual run at midnight, `airflow dags test sales_core_pipeline
-# 2026-11-24`, gets the interval ending at the latest 02:00 before it (22nd 02:00 to 23rd 02:00):
-# business date the 22nd.
-BUSINESS_DATE = Partition("ds", "data_interval_start", "%Y-%m-%d")
+# The run's business date (business_dates.py, where its examples are) as a partition.
+BUSINESS_DATE = Partition("ds", business_dates.INTERVAL_START, "%Y-%m-%d")
 # Snapshots of a run that may happen several times a day.
-INTERVAL_START = Partition("ts", "data_interval_start", "%Y%m%dT%H%M%S")
+INTERVAL_START = Partition("ts", business_dates.INTERVAL_START, "%Y%m%dT%H%M%S")
 LOGICAL_MOMENT = Partition("ts", "logical_date", "%Y%m%dT%H%M%S")  # Airflow's ts_nodash
 LOGICAL_DATE = Partition("ds", "logical_date", "%Y-%m-%d")  # Airflow's ds
 
