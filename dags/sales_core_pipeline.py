@@ -12,7 +12,7 @@ alert and a PagerDuty incident). If `orders_etl` has not finished by 04:00 UTC, 
 `ingest_deadline` DAG pages the same way.
 """
 
-from include.shopstream import policies
+from include.shopstream import policies, schedules
 
 # airflow: the DAG processor's safe mode reads only files that name it; compat imports it.
 from include.shopstream.compat import CronDataIntervalTimetable, dag
@@ -26,7 +26,7 @@ from include.shopstream.tasks import drop_staging
     dag_id="sales_core_pipeline",
     # Explicit: the ingest reads its data interval (the day before the 02:00 run), which Airflow 3
     # would make zero-length for a cron schedule.
-    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(schedules.SALES_CORE, timezone="UTC"),
     start_date=policies.START_DATE,
     catchup=False,
     max_active_runs=1,

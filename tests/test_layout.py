@@ -131,3 +131,76 @@ def test_only_the_sdk_back_end_imports_the_astro_sdk():
         if any(m == "astro" or m.startswith("astro.") for m in imported_modules(path.read_text()))
     )
     assert importers == [SQL_STEPS + "astro_sdk.py"]
+
+
+# names.py spells the connection ids, the pools and the lake's bucket; the other deployed modules
+# import them. Docstrings may show an example URI: they are read, not run.
+NAMES = "include/shopstream/names.py"
+
+
+def spelled_names(source: str, names: set[str], bucket: str) -> list[str]:
+    """The code literals of ``source`` (docstrings aside) that are one of ``names`` or hold an
+    ``s3://`` URI of ``bucket``, f-strings included (``f"s3://{BUCKET}/..."`` reads as the URI)."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    in_fstrings = {id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values}
+
+    def text(node) -> str | None:
+        if isinstance(node, ast.JoinedStr):
+            return "".join(
+                part.value
+                if isinstance(part, ast.Constant)
+                else bucket
+                if isinstance(part.value, ast.Name) and part.value.id == "BUCKET"
+                else "{}"
+                for part in node.values
+            )
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings | in_fstrings:
+            return node.value
+        return None
+
+    found = []
+    for node in ast.walk(tree):
+        value = text(node)
+        if value is not None and (value in names or f"s3://{bucket}/" in value or value == f"s3://{bucket}"):
+            found.append((node.lineno, node.col_offset, value))
+    return [f"line {line}: {value!r}" for line, _, value in sorted(found)]
+
+
+def test_only_names_spells_the_connections_pools_and_bucket():
+    from include.shopstream import names
+
+    spelled = {value for key, value in vars(names).items() if key.endswith(("_CONN_ID", "_POOL"))}
+    assert {"shopstream_warehouse", "aws_default", "slack_alerts", "shopstream_source_db"} <= spelled
+    files = [path for folder in DEPLOYED for path in sorted((PROJECT / folder).rglob("*.py"))]
+    found = {
+        relative: wrong
+        for path in files
+        if (relative := str(path.relative_to(PROJECT))) != NAMES
+        and (wrong := spelled_names(path.read_text(), spelled, names.BUCKET))
+    }
+    assert found == {}
+
+
+def test_the_names_check_sees_literals_and_f_strings_but_not_docstrings():
+    source = (
+        '"""Publishes s3://shopstream/gold/orders."""\n'
+        'ORDERS = "s3://shopstream/gold/orders"\n'
+        "def f(key):\n"
+        '    """Writes to ``s3://shopstream/<key>``."""\n'
+        '    hook = S3Hook(aws_conn_id="aws_default")\n'
+        '    return f"s3://{BUCKET}/{key}", f"in s3://shopstream/{key}", f"s3://other/{key}", "s3://"\n'
+    )
+    assert spelled_names(source, {"aws_default"}, "shopstream") == [
+        "line 2: 's3://shopstream/gold/orders'",
+        "line 5: 'aws_default'",
+        "line 6: 's3://shopstream/{}'",
+        "line 6: 'in s3://shopstream/{}'",
+    ]

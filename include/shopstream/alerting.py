@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
 from typing import Any
+
+from include.shopstream.names import PAGERDUTY_CONN_ID, SLACK_CONN_ID
 
 log = logging.getLogger(__name__)
 
-SLACK_CONN_ID = "slack_alerts"
-PAGERDUTY_CONN_ID = "pagerduty_alerts"
 ICONS = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":white_check_mark:"}
 SOURCE = "shopstream-airflow"
 
@@ -78,6 +77,7 @@ def describe(context) -> dict[str, Any]:
 
     Never raises: a field that cannot be read is replaced, so the alert still goes out.
     """
+    from include.shopstream.business_dates import interval_start
     from include.shopstream.compat import run_moment
 
     ti = context.get("ti") or context.get("task_instance")
@@ -85,18 +85,16 @@ def describe(context) -> dict[str, Any]:
         "dag": _field(lambda: ti.dag_id, "unknown-dag"),
         "task": _field(lambda: ti.task_id, "unknown-task"),
         "logical_date": _field(lambda: run_moment(context).isoformat(), ""),
-        # The business date the run is about: retries, clears and a manual re-run of the same
-        # day share it, so they share one incident.
-        "business_date": _field(lambda: _isoformat(context.get("data_interval_start") or run_moment(context)), ""),
+        # The business date the run is about, as the moment its data interval starts: retries,
+        # clears and a manual re-run of the same interval share it, so they share one incident;
+        # a DAG that runs several times a day gets one per run; and the outbox finds the runs
+        # that resolve it by that moment (run_states.succeeded_in).
+        "business_date": _field(lambda: interval_start(context).isoformat(), ""),
         "try_number": _field(lambda: ti.try_number, 0),
         "max_tries": _field(lambda: ti.max_tries + 1, 0),
         "log_url": _field(lambda: ti.log_url, f"{_base_url()}/home"),
         "error": error_text(context.get("exception")),
     }
-
-
-def _isoformat(moment: datetime) -> str:
-    return moment.isoformat()
 
 
 def incident_key(*parts: str) -> str:

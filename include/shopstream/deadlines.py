@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from include.shopstream import alerting, outputs, run_states
+from include.shopstream import alerting, business_dates, outputs, run_states, schedules
 from include.shopstream.compat import task
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ class Deadline:
         return croniter(self.schedule, end).get_prev(datetime), end
 
     def business_date(self, due_at: datetime) -> date:
-        """The business date (the day the data interval starts) whose deadline is ``due_at``."""
-        return self.interval(due_at)[0].date()
+        """The business date (``business_dates``) whose deadline is ``due_at``."""
+        return business_dates.business_date_of(self.interval(due_at)[0])
 
     def latest_due(self, moment: datetime) -> datetime:
         """The latest deadline at or before ``moment``."""
@@ -100,7 +100,7 @@ INGEST = Deadline(
     name="ingest-deadline",
     dag_id=outputs.ORDERS.dag_id,
     task_id=outputs.ORDERS.announced_by,
-    schedule="0 2 * * *",
+    schedule=schedules.SALES_CORE,
     due_after=timedelta(hours=2),
     check_schedule="0 4 * * *",
     announces=outputs.ORDERS.dataset,
@@ -351,7 +351,7 @@ def resolve_when_met(context) -> None:
         for deadline in DEADLINES:
             if (ti.dag_id, ti.task_id) != (deadline.dag_id, deadline.task_id):
                 continue
-            business_date = context["data_interval_start"].date()
+            business_date = business_dates.business_date(context)
             details = alerting.describe(context)
             alerting.resolve(
                 deadline.incident_key(business_date),

@@ -7,7 +7,7 @@ read at all, so ``airflow dags test`` never depends on it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 
 def triggering_events(context) -> dict[str, list[tuple[datetime, dict]]]:
@@ -27,13 +27,13 @@ def newest_event_times(context) -> dict[str, datetime]:
     return {uri: max(ts for ts, _ in events) for uri, events in triggering_events(context).items()}
 
 
-def business_date_reported(context) -> str:
+def business_date_reported(context) -> date:
     """The business date a Dataset-triggered run reports on.
 
     Producers put ``{"ds": ...}`` on their Dataset events; a consumer reports on the newest
-    date among its triggering events, or on its own data interval's start when run by hand.
+    date among its triggering events, or on its own business date when run by hand.
     """
-    from include.shopstream.outputs import BUSINESS_DATE
+    from include.shopstream.business_dates import business_date
 
     dates = [extra["ds"] for events in triggering_events(context).values() for _, extra in events if extra.get("ds")]
-    return max(dates) if dates else BUSINESS_DATE.value(context["data_interval_start"])
+    return max(map(date.fromisoformat, dates)) if dates else business_date(context)

@@ -12,7 +12,7 @@ from sqlalchemy import Column, DateTime, Integer, Text
 
 from include.shopstream import sql_steps
 from include.shopstream.compat import task, task_group
-from include.shopstream.names import STAGING
+from include.shopstream.names import INVENTORY_API_POOL, SOURCE_DB_POOL, STAGING
 from include.shopstream.outputs import (
     CATALOG_FILE,
     INVENTORY,
@@ -122,7 +122,7 @@ def first_problem(problem: str, items: list[dict]) -> str:
     return f"{index}{named}: {rule_of(reason)}"
 
 
-@task(pool="inventory_api")
+@task(pool=INVENTORY_API_POOL)
 def fetch_stock(logical_date=None) -> dict:
     """Page through the inventory API; land the stock in raw/, or quarantine a bad answer and fail."""
     import json
@@ -138,6 +138,7 @@ def fetch_stock(logical_date=None) -> dict:
         INVENTORY_API_CONN_ID,
         INVENTORY_API_PAGE_SIZE_VARIABLE,
         INVENTORY_API_TIMEOUT_VARIABLE,
+        lake_uri,
     )
     from include.shopstream.warehouse import data_errors_fail, warehouse_hook
 
@@ -163,7 +164,7 @@ def fetch_stock(logical_date=None) -> dict:
             lake_hook().load_string(body, key=key, bucket_name=BUCKET, replace=True)
             raise AirflowFailException(
                 f"the inventory API's page {page} broke the contract ({len(problems)} problem(s), first: "
-                f"{problems[0]}); nothing was loaded. The response is in s3://{BUCKET}/{key}"
+                f"{problems[0]}); nothing was loaded. The response is in {lake_uri(key)}"
             )
         as_of = payload.get("as_of")
         items.extend({**item, "as_of": as_of} for item in payload["items"])
@@ -178,12 +179,12 @@ def fetch_stock(logical_date=None) -> dict:
         raise AirflowFailException(
             f"{len(problems)} of the inventory API's {len(items)} items broke gold.inventory's contract (first: "
             f"{first_problem(problems[0], items)}); nothing was loaded. The items and problems are in "
-            f"s3://{BUCKET}/{key}"
+            f"{lake_uri(key)}"
         )
     key = RAW_STOCK.key_for(logical_date)
     lake_hook().load_string("\n".join(json.dumps(i) for i in items), key=key, bucket_name=BUCKET, replace=True)
-    print(f"landed stock for {len(items)} SKUs as of {as_of} in s3://{BUCKET}/{key}")
-    return {"skus": len(items), "uri": f"s3://{BUCKET}/{key}"}
+    print(f"landed stock for {len(items)} SKUs as of {as_of} in {lake_uri(key)}")
+    return {"skus": len(items), "uri": lake_uri(key)}
 
 
 @task_group(group_id="inventory_sync")
@@ -205,7 +206,7 @@ def inventory_sync():
     merged >> exported >> announce(INVENTORY)
 
 
-@task(pool="shopstream_source_db")
+@task(pool=SOURCE_DB_POOL)
 def extract_products(data_interval_start=None) -> dict:
     """Snapshot the source's products to raw/products/ts=<interval start>/."""
     from include.shopstream.lake import extract_from_source

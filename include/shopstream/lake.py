@@ -8,7 +8,7 @@ import tempfile
 from contextlib import closing
 from dataclasses import dataclass
 
-from include.shopstream.names import BUCKET, LAKE_CONN_ID
+from include.shopstream.names import BUCKET, LAKE_CONN_ID, lake_uri
 
 PART_ROWS = 200_000  # rows per raw part: what one load step holds in memory at a time
 EXPORT_BATCH_ROWS = 50_000  # rows per Parquet row group written by export_query_to_parquet
@@ -37,7 +37,7 @@ class Extract:
 
     @property
     def uri(self) -> str:
-        return f"s3://{BUCKET}/{self.prefix}/"
+        return lake_uri(f"{self.prefix}/")
 
 
 def copy_query_to_lake(conn, query: str, params: dict, prefix: str, *, paged: bool = False) -> Extract:

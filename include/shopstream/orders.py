@@ -14,7 +14,7 @@ from sqlalchemy import Column, Text
 
 from include.shopstream import sql_steps
 from include.shopstream.compat import task, task_group
-from include.shopstream.names import BUCKET, GOLD, STAGING
+from include.shopstream.names import GOLD, SOURCE_DB_POOL, STAGING, lake_uri
 from include.shopstream.outputs import (
     CUSTOMERS_QUARANTINE,
     ORDERS,
@@ -52,7 +52,7 @@ def _text_table(name: str, columns: tuple[str, ...]):
     return table(name, STAGING, columns=[Column(c, Text) for c in columns])
 
 
-@task(pool="shopstream_source_db")
+@task(pool=SOURCE_DB_POOL)
 def extract_customers(data_interval_start=None) -> dict:
     """Snapshot the source's customers to `raw/customers/ds=<ds>/`."""
     from include.shopstream.lake import extract_from_source
@@ -61,7 +61,7 @@ def extract_customers(data_interval_start=None) -> dict:
     return {"rows": extract.rows, "uri": extract.uri}
 
 
-@task(pool="shopstream_source_db")
+@task(pool=SOURCE_DB_POOL)
 def extract_orders(data_interval_start=None, data_interval_end=None) -> dict:
     """COPY the orders created or changed in the data interval to `raw/orders/ds=<ds>/`, in parts."""
     from include.shopstream.lake import extract_from_source
@@ -183,8 +183,8 @@ def publish_orders(data_interval_start=None, data_interval_end=None) -> dict:
         {"start": data_interval_start, "end": data_interval_end},
         key,
     )
-    print(f"published {rows} orders to s3://{BUCKET}/{key}")
-    return {"rows": rows, "uri": f"s3://{BUCKET}/{key}"}
+    print(f"published {rows} orders to {lake_uri(key)}")
+    return {"rows": rows, "uri": lake_uri(key)}
 
 
 def _split_and_judge(checked, rows: str, *, quarantine_task_id: str, threshold_task_id: str):

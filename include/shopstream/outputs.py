@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from include.shopstream import business_dates
 from include.shopstream.compat import Dataset
-from include.shopstream.names import BUCKET
+from include.shopstream.names import lake_uri
 
 
 @dataclass(frozen=True)
@@ -43,14 +44,10 @@ class Partition:
         return "{{ " + f"{self.source}.strftime('{self.fmt}')" + " }}"
 
 
-# The business date of a run: the day its data interval starts. The scheduled run that starts at
-# 02:00 on the 24th (logical date 2026-11-23T02:00) covers the 23rd; so does a manual run with
-# logical date 2026-11-24T02:00. A manual run at midnight, `airflow dags test sales_core_pipeline
-# 2026-11-24`, gets the interval ending at the latest 02:00 before it (22nd 02:00 to 23rd 02:00):
-# business date the 22nd.
-BUSINESS_DATE = Partition("ds", "data_interval_start", "%Y-%m-%d")
+# The run's business date (business_dates.py, where its examples are) as a partition.
+BUSINESS_DATE = Partition("ds", business_dates.INTERVAL_START, "%Y-%m-%d")
 # Snapshots of a run that may happen several times a day.
-INTERVAL_START = Partition("ts", "data_interval_start", "%Y%m%dT%H%M%S")
+INTERVAL_START = Partition("ts", business_dates.INTERVAL_START, "%Y%m%dT%H%M%S")
 LOGICAL_MOMENT = Partition("ts", "logical_date", "%Y%m%dT%H%M%S")  # Airflow's ts_nodash
 LOGICAL_DATE = Partition("ds", "logical_date", "%Y-%m-%d")  # Airflow's ds
 
@@ -77,7 +74,7 @@ class LakeFile:
     def uri_for(self, when: date | datetime | str | None = None, name: str | None = None) -> str:
         """``s3://shopstream/<key>``, with a trailing slash for a folder."""
         folder = not (name or self.name)
-        return f"s3://{BUCKET}/{self.key_for(when, name)}" + ("/" if folder else "")
+        return lake_uri(self.key_for(when, name) + ("/" if folder else ""))
 
     def holds(self, key: str) -> bool:
         """Whether ``key`` is an object of this file: its prefix, a partition of it, then its name
@@ -170,7 +167,7 @@ QUALITY_RESULTS = LakeFile("quality/results", partition=LOGICAL_DATE)
 
 ORDERS = Output(
     "orders",
-    "s3://shopstream/gold/orders",
+    lake_uri("gold/orders"),
     "sales_core_pipeline",
     "orders_etl.announce_orders",
     key=("order_id",),
@@ -195,7 +192,7 @@ ORDERS = Output(
 )
 CUSTOMER_360 = Output(
     "customer_360",
-    "s3://shopstream/gold/customer_360",
+    lake_uri("gold/customer_360"),
     "sales_core_pipeline",
     "customer_360.announce_customer_360",
     key=("customer_id",),
@@ -216,7 +213,7 @@ CUSTOMER_360 = Output(
 )
 INVENTORY = Output(
     "inventory",
-    "s3://shopstream/gold/inventory",
+    lake_uri("gold/inventory"),
     "inventory_mgmt_pipeline",
     "inventory_sync.announce_inventory",
     key=("sku",),
@@ -227,7 +224,7 @@ INVENTORY = Output(
 )
 PRODUCT_CATALOG = Output(
     "product_catalog",
-    "s3://shopstream/gold/product_catalog",
+    lake_uri("gold/product_catalog"),
     "inventory_mgmt_pipeline",
     "product_catalog.announce_catalog",
     key=("sku",),
@@ -238,7 +235,7 @@ PRODUCT_CATALOG = Output(
 )
 DAILY_REPORTS = Output(
     "daily_reports",
-    "s3://shopstream/gold/daily_reports",
+    lake_uri("gold/daily_reports"),
     "analytics_and_reporting_pipeline",
     "daily_reports.announce_daily_reports",
     key=("day", "category"),
@@ -249,7 +246,7 @@ DAILY_REPORTS = Output(
 )
 WEEKLY_ANALYTICS = Output(
     "weekly_analytics",
-    "s3://shopstream/gold/weekly_analytics",
+    lake_uri("gold/weekly_analytics"),
     "analytics_and_reporting_pipeline",
     "weekly_analytics.announce_weekly_analytics",
     key=("week_start", "cohort_week"),
@@ -262,7 +259,7 @@ WEEKLY_ANALYTICS = Output(
 )
 CUSTOMER_FEATURES = Output(
     "customer_features",
-    "s3://shopstream/features/customer",
+    lake_uri("features/customer"),
     "analytics_and_reporting_pipeline",
     "ml_feature_pipeline.announce_features",
     key=("customer_id",),

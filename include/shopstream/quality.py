@@ -28,6 +28,7 @@ TABLES = tuple(output for output in outputs.PUBLISHED if output.table)
 FILES = tuple(output for output in outputs.PUBLISHED if not output.table)
 
 
+GROUP = "data_quality_checks"  # the task group; quality_results reads its tasks by this prefix
 CHOOSER = "outputs_to_check"
 
 
@@ -71,14 +72,14 @@ def check_file(uri: str) -> dict:
 
     from include.shopstream.compat import AirflowFailException
     from include.shopstream.lake import lake_hook
-    from include.shopstream.names import BUCKET
+    from include.shopstream.names import BUCKET, lake_uri
 
     output = next(o for o in FILES if o.uri == uri)
     (lake_file,) = output.files
     hook = lake_hook()
     keys = sorted(hook.list_keys(bucket_name=BUCKET, prefix=lake_file.prefix + "/") or [])
     if not keys:
-        raise AirflowFailException(f"no {output.name} file under s3://{BUCKET}/{lake_file.prefix}/")
+        raise AirflowFailException(f"no {output.name} file under {lake_uri(lake_file.prefix + '/')}")
     key = keys[-1]
     frame = pd.read_parquet(io.BytesIO(hook.get_key(key, bucket_name=BUCKET).get()["Body"].read()))
     problems = []
@@ -92,11 +93,11 @@ def check_file(uri: str) -> dict:
     if nulls.any():
         problems.append(f"null features: {nulls[nulls > 0].to_dict()}")
     if problems:
-        raise AirflowFailException(f"s3://{BUCKET}/{key} fails its checks: " + "; ".join(problems))
-    return {"file": f"s3://{BUCKET}/{key}", "rows": len(frame)}
+        raise AirflowFailException(f"{lake_uri(key)} fails its checks: " + "; ".join(problems))
+    return {"file": lake_uri(key), "rows": len(frame)}
 
 
-@task_group(group_id="data_quality_checks")
+@task_group(group_id=GROUP)
 def data_quality_checks():
     """Checks for every published output whose dataset triggered the run."""
     checks: dict[str, list] = {}

@@ -14,11 +14,10 @@ from collections import Counter
 
 from include.shopstream import alerting, links
 from include.shopstream.compat import AirflowFailException, TriggerRule, run_moment, task
-from include.shopstream.quality import CHOOSER
+from include.shopstream.quality import CHOOSER, GROUP
 
 log = logging.getLogger(__name__)
 
-GROUP = "data_quality_checks"
 OUTCOME = {
     "success": "passed",
     "failed": "failed",
@@ -82,7 +81,7 @@ def publish_results(**context) -> dict:
     """Write and log which checks ran on which tables, then fail if any check failed."""
     from include.shopstream import run_states
     from include.shopstream.lake import lake_hook
-    from include.shopstream.names import BUCKET
+    from include.shopstream.names import BUCKET, lake_uri
     from include.shopstream.outputs import QUALITY_RESULTS
 
     run_id = context["run_id"]
@@ -94,7 +93,7 @@ def publish_results(**context) -> dict:
     moment = run_moment(context)
     key = QUALITY_RESULTS.key_for(moment, f"{moment:%Y%m%dT%H%M%S}.json")  # ds=<ds>/<ts_nodash>.json
     lake_hook().load_string(json.dumps(document, indent=2), key=key, bucket_name=BUCKET, replace=True)
-    published = {"results": f"s3://{BUCKET}/{key}", **document["counts"]}
+    published = {"results": lake_uri(key), **document["counts"]}
     failed = [r for r in document["results"] if r["outcome"] == "failed"]
     if failed:
         # The link must work on a failed run too: that is when someone opens it.
@@ -102,7 +101,7 @@ def publish_results(**context) -> dict:
         raise ChecksFailed(
             f"{len(failed)} quality check task(s) failed: "
             + "; ".join(f"{r['task']} on {r['on']}" for r in failed)
-            + f" (results: s3://{BUCKET}/{key})"
+            + f" (results: {lake_uri(key)})"
         )
     return published
 

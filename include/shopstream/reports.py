@@ -35,7 +35,7 @@ def write_report_files(day: str) -> dict:
     import matplotlib.pyplot as plt
 
     from include.shopstream.lake import lake_hook
-    from include.shopstream.names import BUCKET
+    from include.shopstream.names import BUCKET, lake_uri
     from include.shopstream.warehouse import warehouse_hook
 
     end = date.fromisoformat(day)
@@ -64,7 +64,7 @@ def write_report_files(day: str) -> dict:
     plt.close(figure)
     chart_key = REVENUE_CHART.key_for(day)
     lake.load_bytes(chart.getvalue(), key=chart_key, bucket_name=BUCKET, replace=True)
-    return {"csv": f"s3://{BUCKET}/{csv_key}", "chart": f"s3://{BUCKET}/{chart_key}", "categories": len(today)}
+    return {"csv": lake_uri(csv_key), "chart": lake_uri(chart_key), "categories": len(today)}
 
 
 @task_group(group_id="daily_reports")

@@ -62,7 +62,7 @@ def report_date(**context) -> str:
     """The business date a consumer run reports on (from its triggering Dataset events)."""
     from include.shopstream.events import business_date_reported
 
-    return business_date_reported(context)
+    return business_date_reported(context).isoformat()
 
 
 def rendered(value: XComArg) -> str:
@@ -83,9 +83,9 @@ def announce(output: Output, day=None):
     dataset = output.dataset
 
     @task(task_id=output.announce_task_id, outlets=[dataset])
-    def _announce(day: str | None, data_interval_start=None, outlet_events=None) -> None:
-        from include.shopstream.outputs import BUSINESS_DATE
+    def _announce(day: str | None, outlet_events=None, **context) -> None:
+        from include.shopstream.business_dates import business_date
 
-        outlet_events[dataset].extra = {"ds": day or BUSINESS_DATE.value(data_interval_start)}
+        outlet_events[dataset].extra = {"ds": day or business_date(context).isoformat()}
 
     return _announce(day)

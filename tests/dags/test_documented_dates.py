@@ -2,7 +2,7 @@
 
 A manual run (`airflow dags test`, a trigger) of a cron DAG gets the data interval that
 ``dag.timetable.infer_manual_data_interval`` gives its logical date; the business date is that
-interval's start (outputs.BUSINESS_DATE).
+interval's start (include/shopstream/business_dates.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tests.conftest import PROJECT
 
 README = (PROJECT / "README.md").read_text()
 FAILURE_HANDLING = (PROJECT / "docs" / "failure-handling.md").read_text()
-OUTPUTS = (PROJECT / "include" / "shopstream" / "outputs.py").read_text()
+BUSINESS_DATES = (PROJECT / "include" / "shopstream" / "business_dates.py").read_text()
 
 
 def business_date(scheduled, dag_id: str, logical_date: str) -> str:
@@ -36,10 +36,10 @@ def test_the_readme_names_the_logical_date_of_the_23rd(scheduled):
     assert business_date(scheduled, "sales_core_pipeline", logical_date) == "2026-11-23"
 
 
-def test_the_outputs_module_states_the_business_dates_airflow_gives(scheduled):
-    comment = " ".join(line.lstrip("# ") for line in OUTPUTS.splitlines() if line.startswith("#"))
+def test_the_business_dates_module_states_the_business_dates_airflow_gives(scheduled):
+    comment = " ".join(line.lstrip("# ") for line in BUSINESS_DATES.splitlines() if line.startswith("#"))
     midnight = re.search(r"`airflow dags test sales_core_pipeline (\S+)`.*?business date the (\d+)", comment)
-    assert midnight, f"outputs.py states no business date for the README's example: {comment[:600]}"
+    assert midnight, f"business_dates.py states no business date for the README's example: {comment[:600]}"
     assert business_date(scheduled, "sales_core_pipeline", midnight.group(1))[-2:] == midnight.group(2)
     manual = re.search(r"so does a manual run with logical date (\S+?)\.\s", comment)
     assert manual, comment[:600]

@@ -74,6 +74,19 @@ def test_the_project_file_seeds_every_connection_the_design_names():
     assert json.loads(aws.extra)["endpoint_url"] == "http://moto:5000"
 
 
+def test_the_project_file_seeds_the_names_the_code_uses():
+    """The YAML spells the connection ids, Variables and pools again: exactly as names.py does."""
+    from include.shopstream import names
+
+    def named(suffix: str) -> set[str]:
+        return {value for key, value in vars(names).items() if key.endswith(suffix)}
+
+    settings = load(PROJECT / "airflow_settings.yaml")
+    assert {c.conn_id for c in settings.connections} == named("_CONN_ID")
+    assert {name for name, _ in settings.variables} == named("_VARIABLE")
+    assert {pool.name for pool in settings.pools} == named("_POOL") == {"shopstream_source_db", "inventory_api"}
+
+
 # The keys of the CLI's Connection, Variables and Pools structs (mapstructure tags).
 ASTRO_CLI_KEYS = {
     "connections": {

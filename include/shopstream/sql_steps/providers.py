@@ -322,10 +322,10 @@ def _local_or_key(path: str) -> str:
     if not path.startswith("s3://"):
         raise ValueError(f"a table's Parquet export goes to the lake, not to {path}")
     bucket, key = _split(path)
-    from include.shopstream.names import BUCKET
+    from include.shopstream.names import BUCKET, lake_uri
 
     if bucket != BUCKET:
-        raise ValueError(f"a table's Parquet export goes to s3://{BUCKET}/, not to {path}")
+        raise ValueError(f"a table's Parquet export goes to {lake_uri('')}, not to {path}")
     return key
 
 
