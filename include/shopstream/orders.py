@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Text
 
-from include.shopstream import sql_steps
+from include.shopstream import gold, sql_steps
 from include.shopstream.compat import task, task_group
 from include.shopstream.names import GOLD, SOURCE_DB_POOL, STAGING, lake_uri
 from include.shopstream.outputs import (
@@ -24,7 +24,7 @@ from include.shopstream.outputs import (
     RAW_ORDERS,
 )
 from include.shopstream.sql_steps import table
-from include.shopstream.tasks import announce, prepare_warehouse
+from include.shopstream.tasks import prepare_warehouse
 from include.shopstream.warehouse import staging_name
 
 RAW_ORDER_COLUMNS = (
@@ -246,5 +246,5 @@ def orders_etl():
     [verdict, customers_merged] >> merged
 
     published = publish_orders()
-    [merged, customers_merged] >> published
-    published >> announce(ORDERS)
+    customers_merged >> published
+    gold.publish(ORDERS, merged, lake=published)
