@@ -10,21 +10,12 @@ from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Integer, Text
 
-from include.shopstream import sql_steps
+from include.shopstream import gold, sql_steps
 from include.shopstream.compat import task, task_group
 from include.shopstream.names import INVENTORY_API_POOL, SOURCE_DB_POOL, STAGING
-from include.shopstream.outputs import (
-    CATALOG_FILE,
-    INVENTORY,
-    INVENTORY_FILE,
-    PRODUCT_CATALOG,
-    RAW_PRODUCTS,
-    RAW_STOCK,
-    STOCK_QUARANTINE,
-)
+from include.shopstream.outputs import INVENTORY, PRODUCT_CATALOG, RAW_PRODUCTS, RAW_STOCK, STOCK_QUARANTINE
 from include.shopstream.sql_steps import table
-from include.shopstream.tasks import announce, prepare_warehouse, swap_into_gold
-from include.shopstream.warehouse import staging_name
+from include.shopstream.tasks import prepare_warehouse
 
 INVENTORY_COLUMNS = ("sku", "warehouse", "on_hand", "reserved", "available", "as_of", "loaded_at")
 CATALOG_COLUMNS = (
@@ -200,10 +191,8 @@ def inventory_sync():
     ready = sql_steps.transform_file(
         "stock_ready", "inventory_ready.sql", table("inventory_ready", STAGING), raw_stock=staged
     )
-    merged = sql_steps.merge("merge_inventory", table(INVENTORY.table_name), ready, INVENTORY_COLUMNS, INVENTORY.key)
-    exported = sql_steps.export_file("publish_inventory", table(INVENTORY.table_name), INVENTORY_FILE.uri_for())
     prepare_warehouse() >> fetched >> staged
-    merged >> exported >> announce(INVENTORY)
+    gold.publish(INVENTORY, gold.merge(INVENTORY, ready, INVENTORY_COLUMNS))
 
 
 @task(pool=SOURCE_DB_POOL)
@@ -220,16 +209,6 @@ def product_catalog():
     """Products joined with current stock into gold.product_catalog."""
     extracted = extract_products()
     staged = sql_steps.load_file("load_products", RAW_PRODUCTS.uri_template, table("products_raw", STAGING))
-    built = sql_steps.transform_file(
-        "build_catalog",
-        "product_catalog.sql",
-        table("product_catalog_build", STAGING),
-        products=staged,
-        inventory=table(INVENTORY.table_name),
-    )
-    swapped = swap_into_gold.override(task_id="swap_catalog")(
-        staging_name("product_catalog_build"), PRODUCT_CATALOG.table, CATALOG_COLUMNS
-    )
-    exported = sql_steps.export_file("publish_catalog", table(PRODUCT_CATALOG.table_name), CATALOG_FILE.uri_for())
     extracted >> staged
-    built >> swapped >> exported >> announce(PRODUCT_CATALOG)
+    swapped = gold.rebuild(PRODUCT_CATALOG, CATALOG_COLUMNS, products=staged, inventory=table(INVENTORY.table_name))
+    gold.publish(PRODUCT_CATALOG, swapped)

@@ -10,9 +10,11 @@ gold.orders' foreign key and is quarantined in turn.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Column, Text
 
-from include.shopstream import sql_steps
+from include.shopstream import gold, sql_steps
 from include.shopstream.compat import task, task_group
 from include.shopstream.names import GOLD, SOURCE_DB_POOL, STAGING, lake_uri
 from include.shopstream.outputs import (
@@ -22,9 +24,10 @@ from include.shopstream.outputs import (
     ORDERS_QUARANTINE,
     RAW_CUSTOMERS,
     RAW_ORDERS,
+    LakeFile,
 )
 from include.shopstream.sql_steps import table
-from include.shopstream.tasks import announce, prepare_warehouse
+from include.shopstream.tasks import prepare_warehouse
 from include.shopstream.warehouse import staging_name
 
 RAW_ORDER_COLUMNS = (
@@ -38,9 +41,36 @@ GOLD_ORDER_COLUMNS = (
 CUSTOMER_COLUMNS = ("customer_id", "email", "full_name", "country", "created_at", "updated_at")
 CUSTOMERS_TABLE = f"{GOLD}.customers"
 
-# Each checked batch: its staging tables are <rows>_raw, _checked, _valid and _rejected; its
-# rejected rows go to the quarantine file below, and the threshold judges them the same way.
-QUARANTINES = {"orders": ORDERS_QUARANTINE, "customers": CUSTOMERS_QUARANTINE}
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows staged from the source, checked against their gold table's contract, then merged into it.
+
+    Its name in ``BATCHES`` (``rows``) names its staging tables (``<rows>_raw``, ``_checked``,
+    ``_valid`` and ``_rejected``), its SQL files (``<rows>_valid.sql``, ``<rows>_rejected.sql``)
+    and its ``valid_<rows>``, ``rejected_<rows>`` and ``merge_<rows>`` tasks. Its rejected rows
+    go to ``quarantine``, and the threshold judges every batch the same way.
+    """
+
+    target: str  # the gold table, schema.name
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    quarantine: LakeFile
+    quarantine_task_id: str
+    threshold_task_id: str
+
+
+# The orders' task ids predate the customers' check: kept, so that history and runbooks still match.
+BATCHES = {
+    "customers": Batch(
+        CUSTOMERS_TABLE, CUSTOMER_COLUMNS, ("customer_id",), CUSTOMERS_QUARANTINE,
+        "quarantine_customers", "enforce_customer_threshold",
+    ),
+    "orders": Batch(
+        ORDERS.table, GOLD_ORDER_COLUMNS, ORDERS.key, ORDERS_QUARANTINE,
+        "quarantine_rejected", "enforce_bad_row_threshold",
+    ),
+}  # fmt: skip
 
 
 def _text_table(name: str, columns: tuple[str, ...]):
@@ -153,7 +183,7 @@ def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_
             f"Variable {BAD_ROW_THRESHOLD_VARIABLE} must be a share between 0 and 1, got {raw_threshold!r}"
         ) from None
     share = bad / total if total else 0.0
-    quarantine = QUARANTINES[rows].uri_for(data_interval_start)
+    quarantine = BATCHES[rows].quarantine.uri_for(data_interval_start)
     summary = {"rows": total, "rejected": bad, "share": round(share, 6), "quarantine": quarantine}
     print(f"{bad} of {total} {rows} broke the contract ({share:.2%}); quarantined in {quarantine}")
     if share > threshold:
@@ -187,21 +217,28 @@ def publish_orders(data_interval_start=None, data_interval_end=None) -> dict:
     return {"rows": rows, "uri": lake_uri(key)}
 
 
-def _split_and_judge(checked, rows: str, *, quarantine_task_id: str, threshold_task_id: str):
-    """After ``checked`` (a batch's check task): its valid rows, typed (``sql/<rows>_valid.sql``);
-    its rejected rows with their reason (``sql/<rows>_rejected.sql``), written to the quarantine;
-    and the verdict on the bad share. Returns the valid rows' table and the verdict task.
+def _merge_checked(rows: str, check, staged):
+    """The ``rows`` batch after ``staged`` (its load, or what its check waits for): ``check``
+    marks each row; its valid rows, typed (``sql/<rows>_valid.sql``), are merged into its gold
+    table once the verdict on the bad share is in; its rejected rows, with their reason
+    (``sql/<rows>_rejected.sql``), are written to its quarantine first. Returns the merge.
     """
+    batch = BATCHES[rows]
+    checked = check(batch_tables(rows))
+    staged >> checked
     marked = {f"checked_{rows}": table(f"{rows}_checked", STAGING)}
     valid = sql_steps.transform_file(f"valid_{rows}", f"{rows}_valid.sql", table(f"{rows}_valid", STAGING), **marked)
     rejected = sql_steps.transform_file(
         f"rejected_{rows}", f"{rows}_rejected.sql", table(f"{rows}_rejected", STAGING), **marked
     )
     checked >> [valid, rejected]
-    quarantined = sql_steps.export_file(quarantine_task_id, rejected, QUARANTINES[rows].uri_template)
-    verdict = enforce_bad_row_threshold.override(task_id=threshold_task_id)(batch_tables(rows), rows)
+    quarantined = sql_steps.export_file(batch.quarantine_task_id, rejected, batch.quarantine.uri_template)
+    verdict = enforce_bad_row_threshold.override(task_id=batch.threshold_task_id)(batch_tables(rows), rows)
     [valid, quarantined] >> verdict
-    return valid, verdict
+    schema, name = batch.target.split(".", 1)
+    merged = sql_steps.merge(f"merge_{rows}", table(name, schema), valid, batch.columns, key=batch.key)
+    verdict >> merged
+    return merged
 
 
 @task_group(group_id="orders_etl")
@@ -215,36 +252,16 @@ def orders_etl():
     )
     # The extracts read only the source, so they start beside prepare_warehouse, not after it.
     [ready, customers_raw] >> customers_staged
-
-    customers_checked = check_customers(batch_tables("customers"))
-    customers_staged >> customers_checked
-    valid_customers, customers_verdict = _split_and_judge(
-        customers_checked,
-        "customers",
-        quarantine_task_id="quarantine_customers",
-        threshold_task_id="enforce_customer_threshold",
-    )
-    customers_merged = sql_steps.merge(
-        "merge_customers", table("customers", GOLD), valid_customers, CUSTOMER_COLUMNS, key=["customer_id"]
-    )
-    customers_verdict >> customers_merged
+    customers_merged = _merge_checked("customers", check_customers, customers_staged)
 
     extracted = extract_orders()
     orders_staged = sql_steps.load_file(
         "load_orders", RAW_ORDERS.uri_template, _text_table("orders_raw", RAW_ORDER_COLUMNS), text_as_is=True
     )
     has_orders(extracted) >> orders_staged
-
-    checked = check_orders(batch_tables("orders"))
-    [orders_staged, customers_merged] >> checked
-    # The orders' task ids predate the customers' check: kept, so that history and runbooks still match.
-    valid, verdict = _split_and_judge(
-        checked, "orders", quarantine_task_id="quarantine_rejected", threshold_task_id="enforce_bad_row_threshold"
-    )
-
-    merged = sql_steps.merge("merge_orders", table(ORDERS.table_name), valid, GOLD_ORDER_COLUMNS, key=ORDERS.key)
-    [verdict, customers_merged] >> merged
+    # Checked after the customers' merge: an order's customer must be in gold.customers as this run left it.
+    merged = _merge_checked("orders", check_orders, [orders_staged, customers_merged])
 
     published = publish_orders()
-    [merged, customers_merged] >> published
-    published >> announce(ORDERS)
+    customers_merged >> [merged, published]
+    gold.publish(ORDERS, merged, lake=published)

@@ -7,13 +7,12 @@ not failed, on other days) and reports on the week that just ended.
 
 from __future__ import annotations
 
-from include.shopstream import links, sql_steps
+from include.shopstream import gold, links, sql_steps
 from include.shopstream.compat import task, task_group
 from include.shopstream.names import STAGING
 from include.shopstream.outputs import DAILY_REPORT_CSV, DAILY_REPORTS, ORDERS, REVENUE_CHART, WEEKLY_ANALYTICS
 from include.shopstream.sql_steps import table
-from include.shopstream.tasks import announce, note_gold_writes, swap_into_gold
-from include.shopstream.warehouse import staging_name
+from include.shopstream.tasks import note_gold_writes
 
 DAILY_COLUMNS = ("day", "category", "orders", "revenue", "average_order_value", "refunds", "loaded_at")
 RETENTION_COLUMNS = (
@@ -72,17 +71,10 @@ def daily_reports(day):
     """Daily revenue by category: gold.daily_reports, the day's CSV and a 30-day chart."""
     # Noted before the build: of two runs' builds, the one swapped in last is the later one.
     writes = note_gold_writes((ORDERS.table,))
-    built = sql_steps.transform_file(
-        "build_daily_reports",
-        "daily_reports.sql",
-        table("daily_reports_build", STAGING),
-        gold_orders=table(ORDERS.table_name),
-    )
-    swapped = swap_into_gold.override(task_id="swap_daily_reports")(
-        staging_name("daily_reports_build"), DAILY_REPORTS.table, DAILY_COLUMNS, built_after=writes
-    )
+    day >> writes
+    swapped = gold.rebuild(DAILY_REPORTS, DAILY_COLUMNS, built_after=writes, gold_orders=table(ORDERS.table_name))
     files = links.attach(write_report_files(day), links.DailyReportLink(), links.RevenueChartLink())
-    day >> writes >> built >> swapped >> files >> announce(DAILY_REPORTS, day)
+    gold.publish(DAILY_REPORTS, swapped, lake=files, day=day)
 
 
 # Only the builds are skipped; the run still ends with drop_staging.
@@ -125,4 +117,4 @@ def weekly_analytics(day):
         ),
     ]
     week >> [retention, top]
-    merged >> announce(WEEKLY_ANALYTICS, day)
+    gold.publish(WEEKLY_ANALYTICS, merged, day=day)
