@@ -120,22 +120,6 @@ def dedup_key(details: dict[str, Any]) -> str:
 # -- Slack ----------------------------------------------------------------------------------
 
 
-def _slack_retry_once():
-    """Retry a Slack post once on a 5xx answer, a timeout or a dropped connection; never on 4xx."""
-    from http.client import HTTPException
-    from urllib.error import URLError
-
-    from slack_sdk.http_retry import RetryHandler
-
-    class RetryOnceOnServerOrNetworkError(RetryHandler):
-        def _can_retry(self, *, state, request, response=None, error=None) -> bool:
-            if response is not None:
-                return response.status_code >= 500
-            return isinstance(error, URLError | TimeoutError | ConnectionError | HTTPException)
-
-    return RetryOnceOnServerOrNetworkError(max_retry_count=1)
-
-
 def slack(severity: str, headline: str, details: dict[str, Any], *, queue: bool = True) -> bool:
     """Post one message through the Slack provider's webhook hook.
 
@@ -167,11 +151,19 @@ def slack_text(severity: str, headline: str, details: dict[str, Any]) -> str:
 
 
 def post_slack(text: str) -> None:
-    """Post ``text`` through the Slack provider's webhook hook; raises when Slack does not take it."""
+    """Post ``text`` through the Slack provider's webhook hook; raises when Slack does not take it.
+
+    Each try waits at most ``HTTP_TIMEOUT_SECONDS``; a 5xx, a timeout or a dropped connection is
+    tried once more, a 4xx never.
+    """
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
+    from include.shopstream.alert_transport import RetryOnceOnServerOrNetworkError
+
     SlackWebhookHook(
-        slack_webhook_conn_id=SLACK_CONN_ID, timeout=HTTP_TIMEOUT_SECONDS, retry_handlers=[_slack_retry_once()]
+        slack_webhook_conn_id=SLACK_CONN_ID,
+        timeout=HTTP_TIMEOUT_SECONDS,
+        retry_handlers=[RetryOnceOnServerOrNetworkError()],
     ).send(text=text)
 
 
@@ -181,40 +173,10 @@ def post_slack(text: str) -> None:
 def pagerduty_hook():
     """The PagerDuty provider's Events API hook for ``pagerduty_alerts``, bounded in time.
 
-    The provider's own ``send_event`` builds a client with a 60 s timeout, unlimited retries on
-    429 and PagerDuty's endpoint hard-wired; this subclass keeps its connection handling and event
-    shape (``prepare_event_data``) and builds the client from the connection instead:
-
-    - the connection's host, when set, is the Events API base URL (the local alert sink; plain
-      http is accepted there). Production connections name no host and reach PagerDuty itself.
-    - each request waits at most ``HTTP_TIMEOUT_SECONDS`` and is tried at most twice.
+    The connection's host, when set, is the Events API base URL (``events_endpoint``); each request
+    waits at most ``HTTP_TIMEOUT_SECONDS`` and is tried at most twice (``alert_transport``).
     """
-    import pagerduty
-    from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsHook, prepare_event_data
-
-    class EventsClient(pagerduty.EventsApiV2Client):
-        """The pagerduty client with an endpoint of the connection's choosing and bounded retries."""
-
-        # The library's setter accepts https only; the connection is the authority here.
-        url = property(lambda self: self._endpoint, lambda self, value: setattr(self, "_endpoint", value))
-
-        def __init__(self, routing_key: str, endpoint: str | None) -> None:
-            super().__init__(routing_key, base_url=endpoint)
-            self.timeout = HTTP_TIMEOUT_SECONDS
-            self.retry = dict.fromkeys((429, 500, 502, 503, 504), 1)
-            self.max_network_attempts = 1
-            self.sleep_timer = 0.5
-
-    class BoundedPagerdutyEventsHook(PagerdutyEventsHook):
-        def __init__(self, conn_id: str) -> None:
-            super().__init__(pagerduty_events_conn_id=conn_id)
-            self.endpoint = events_endpoint(self.get_connection(conn_id).host)
-
-        def send_event(self, **event: Any) -> str:
-            data = prepare_event_data(**event)
-            if data["action"] != "trigger":  # PagerDuty reads only the key of a resolve
-                data = {"action": data["action"], "dedup_key": data["dedup_key"]}
-            return EventsClient(self.integration_key, self.endpoint).send_event(**data)
+    from include.shopstream.alert_transport import BoundedPagerdutyEventsHook
 
     return BoundedPagerdutyEventsHook(PAGERDUTY_CONN_ID)
 
