@@ -1,10 +1,18 @@
 """Alerts to Slack (connection ``slack_alerts``) and PagerDuty (``pagerduty_alerts``).
 
-Every callback here is safe: whatever the exception it reports, it delivers an alert; an alert
-that cannot be delivered is logged with its cause, kept in the alert outbox (``outbox.py``) and
-sent again until it is accepted, and never hides or replaces the task's own failure. Delivery
-is bounded in time (``DELIVERY_BOUND_SECONDS``), so a slow Slack or PagerDuty never holds a task
-slot for minutes.
+The task callbacks are notifiers (Airflow's ``BaseNotifier``; ``OutboxNotifier`` below) whose
+``notify`` hands each alert to the alert outbox (``outbox.py``), which sends it through the Slack
+and PagerDuty providers' hooks (``alert_transport.py``). Every callback is safe: whatever the
+exception it reports, it delivers an alert; an alert that cannot be delivered is logged with its
+cause, kept in the outbox and sent again until it is accepted, and never hides or replaces the
+task's own failure. Delivery is bounded in time (``DELIVERY_BOUND_SECONDS``), so a slow Slack or
+PagerDuty never holds a task slot for minutes.
+
+The providers' own notifiers (``SlackWebhookNotifier``, ``PagerdutyNotifier``) send at once with
+no outbox: an alert their receiver does not take is only logged (Airflow 2) or raised (Airflow
+3), never kept and sent again. As the transport they would only wrap the hooks used here, and the
+PagerDuty one builds the provider's stock hook: 60 s a try, a 429 retried without limit, and
+PagerDuty's own endpoint only.
 
 PagerDuty incidents carry a stable dedup key (one per DAG, task and business date), so retries
 and re-runs never open a second incident, and a later successful try resolves it. Open
@@ -18,6 +26,8 @@ import hashlib
 import logging
 from datetime import datetime
 from typing import Any
+
+from include.shopstream.compat import BaseNotifier, run_moment
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +88,6 @@ def describe(context) -> dict[str, Any]:
 
     Never raises: a field that cannot be read is replaced, so the alert still goes out.
     """
-    from include.shopstream.compat import run_moment
-
     ti = context.get("ti") or context.get("task_instance")
     return {
         "dag": _field(lambda: ti.dag_id, "unknown-dag"),
@@ -241,53 +249,87 @@ def send_pagerduty_event(event: dict[str, Any]) -> None:
 # -- callbacks ------------------------------------------------------------------------------
 
 
-def critical_failure(context) -> None:
-    """A task failed for good: a critical Slack alert and a PagerDuty incident."""
-    try:
+class OutboxNotifier(BaseNotifier):
+    """A task callback whose ``notify`` hands its alerts to the outbox (``slack``, ``pagerduty``).
+
+    It never raises: whatever goes wrong while it alerts is logged as ``failing`` and never hides
+    or replaces the task's own state. Subclasses say what to send in ``send``.
+    """
+
+    failing = "the alert callback failed"
+
+    def notify(self, context) -> None:
+        try:
+            self.send(context)
+        except Exception:  # a bug here must not hide the task's failure, nor fail a success
+            log.exception(self.failing)
+
+    def send(self, context) -> None:
+        raise NotImplementedError
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        """Nothing to render (no template fields): skipping it spares a Jinja environment per alert,
+        and an alert never depends on the context holding its ``dag``, which Airflow 2 reads here.
+        """
+
+    def __deepcopy__(self, memo) -> OutboxNotifier:
+        # Airflow deep-copies default_args; a notifier keeps no state, so a task's callback stays
+        # the very one its policy names.
+        return self
+
+
+class FailureNotifier(OutboxNotifier):
+    """A task failed for good: a critical Slack alert and, when ``page``, a PagerDuty incident."""
+
+    failing = "the failure alert callback failed"
+
+    def __init__(self, *, page: bool = True) -> None:
+        super().__init__()
+        self.page = page
+
+    def send(self, context) -> None:
         details = describe(context)
         slack("critical", f"{details['dag']}.{details['task']} failed for good", details)
-        if pagerduty("trigger", details):
+        if self.page and pagerduty("trigger", details):
             remember_incident(dedup_key(details), details["log_url"])
-    except Exception:  # a bug here must not hide the task's failure
-        log.exception("the failure alert callback failed")
 
 
-def critical_failure_slack_only(context) -> None:
-    """A task failed for good (medium criticality): a critical Slack alert, no page."""
-    try:
-        details = describe(context)
-        slack("critical", f"{details['dag']}.{details['task']} failed for good", details)
-    except Exception:  # a bug here must not hide the task's failure
-        log.exception("the failure alert callback failed")
-
-
-def warn_on_early_retries(context, warnings: int = 3) -> None:
+class RetryWarningNotifier(OutboxNotifier):
     """A Slack warning for each of the first ``warnings`` failed tries, silence after that."""
-    try:
+
+    failing = "the retry alert callback failed"
+
+    def __init__(self, *, warnings: int) -> None:
+        super().__init__()
+        self.warnings = warnings
+
+    def send(self, context) -> None:
         details = describe(context)
-        if details["try_number"] <= warnings:
+        if details["try_number"] <= self.warnings:
             slack("warning", f"{details['dag']}.{details['task']} failed, retrying", details)
-    except Exception:  # a bug here must not hide the task's failure
-        log.exception("the retry alert callback failed")
 
 
-def resolve_incident(context) -> None:
+class ResolveNotifier(OutboxNotifier):
     """A task succeeded: resolve the incident that an earlier failure of it opened, if any."""
-    try:
+
+    failing = "the resolve callback failed"
+
+    def send(self, context) -> None:
         details = describe(context)
         resolve(dedup_key(details), details, f"{details['dag']}.{details['task']} succeeded")
-    except Exception:  # bookkeeping must not fail a task that succeeded
-        log.exception("the resolve callback failed")
 
 
-def alerts_not_getting_through(context) -> None:
+class RedeliveryFailureNotifier(OutboxNotifier):
     """The alert_redelivery DAG failed: page, and tell Slack once, both straight, never queued.
 
     Queuing them would feed the outbox that is failing; PagerDuty folds the repeated triggers
     of every failed run into one incident (``outbox.OUTBOX_INCIDENT``), which the next run that
     finds nothing stuck resolves.
     """
-    try:
+
+    failing = "the redelivery failure callback failed"
+
+    def send(self, context) -> None:
         from include.shopstream import outbox
 
         details = describe(context)
@@ -295,8 +337,14 @@ def alerts_not_getting_through(context) -> None:
         if not incident_is_open(outbox.OUTBOX_INCIDENT):
             slack("critical", headline, details, queue=False)
         pagerduty("trigger", details, summary=headline, key=outbox.OUTBOX_INCIDENT, queue=False)
-    except Exception:  # a bug here must not hide the task's failure
-        log.exception("the redelivery failure callback failed")
+
+
+# The callbacks policies.py names.
+critical_failure = FailureNotifier()
+critical_failure_slack_only = FailureNotifier(page=False)  # medium criticality: no page
+warn_on_early_retries = RetryWarningNotifier(warnings=3)
+resolve_incident = ResolveNotifier()
+alerts_not_getting_through = RedeliveryFailureNotifier()
 
 
 def resolve(key: str, details: dict[str, Any], summary: str) -> None:
