@@ -252,8 +252,9 @@ def send_pagerduty_event(event: dict[str, Any]) -> None:
 class OutboxNotifier(BaseNotifier):
     """A task callback whose ``notify`` hands its alerts to the outbox (``slack``, ``pagerduty``).
 
-    It never raises: whatever goes wrong while it alerts is logged as ``failing`` and never hides
-    or replaces the task's own state. Subclasses say what to send in ``send``.
+    It never raises: whatever goes wrong while it alerts is logged as ``failing`` (by the logger of
+    the subclass's module) and never hides or replaces the task's own state. Subclasses say what
+    to send in ``send``.
     """
 
     failing = "the alert callback failed"
@@ -262,7 +263,7 @@ class OutboxNotifier(BaseNotifier):
         try:
             self.send(context)
         except Exception:  # a bug here must not hide the task's failure, nor fail a success
-            log.exception(self.failing)
+            logging.getLogger(type(self).__module__).exception(self.failing)
 
     def send(self, context) -> None:
         raise NotImplementedError
