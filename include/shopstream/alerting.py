@@ -1,10 +1,18 @@
 """Alerts to Slack (connection ``slack_alerts``) and PagerDuty (``pagerduty_alerts``).
 
-Every callback here is safe: whatever the exception it reports, it delivers an alert; an alert
-that cannot be delivered is logged with its cause, kept in the alert outbox (``outbox.py``) and
-sent again until it is accepted, and never hides or replaces the task's own failure. Delivery
-is bounded in time (``DELIVERY_BOUND_SECONDS``), so a slow Slack or PagerDuty never holds a task
-slot for minutes.
+The task callbacks are notifiers (Airflow's ``BaseNotifier``; ``OutboxNotifier`` below) whose
+``notify`` hands each alert to the alert outbox (``outbox.py``), which sends it through the Slack
+and PagerDuty providers' hooks (``alert_transport.py``). Every callback is safe: whatever the
+exception it reports, it delivers an alert; an alert that cannot be delivered is logged with its
+cause, kept in the outbox and sent again until it is accepted, and never hides or replaces the
+task's own failure. Delivery is bounded in time (``DELIVERY_BOUND_SECONDS``), so a slow Slack or
+PagerDuty never holds a task slot for minutes.
+
+The providers' own notifiers (``SlackWebhookNotifier``, ``PagerdutyNotifier``) send at once with
+no outbox: an alert their receiver does not take is only logged (Airflow 2) or raised (Airflow
+3), never kept and sent again. As the transport they would only wrap the hooks used here, and the
+PagerDuty one builds the provider's stock hook: 60 s a try, a 429 retried without limit, and
+PagerDuty's own endpoint only.
 
 PagerDuty incidents carry a stable dedup key (one per DAG, task and business date), so retries
 and re-runs never open a second incident, and a later successful try resolves it. Open
@@ -18,6 +26,7 @@ import hashlib
 import logging
 from typing import Any
 
+from include.shopstream.compat import BaseNotifier, run_moment
 from include.shopstream.names import PAGERDUTY_CONN_ID, SLACK_CONN_ID
 
 log = logging.getLogger(__name__)
@@ -78,7 +87,6 @@ def describe(context) -> dict[str, Any]:
     Never raises: a field that cannot be read is replaced, so the alert still goes out.
     """
     from include.shopstream.business_dates import interval_start
-    from include.shopstream.compat import run_moment
 
     ti = context.get("ti") or context.get("task_instance")
     return {
@@ -118,22 +126,6 @@ def dedup_key(details: dict[str, Any]) -> str:
 # -- Slack ----------------------------------------------------------------------------------
 
 
-def _slack_retry_once():
-    """Retry a Slack post once on a 5xx answer, a timeout or a dropped connection; never on 4xx."""
-    from http.client import HTTPException
-    from urllib.error import URLError
-
-    from slack_sdk.http_retry import RetryHandler
-
-    class RetryOnceOnServerOrNetworkError(RetryHandler):
-        def _can_retry(self, *, state, request, response=None, error=None) -> bool:
-            if response is not None:
-                return response.status_code >= 500
-            return isinstance(error, URLError | TimeoutError | ConnectionError | HTTPException)
-
-    return RetryOnceOnServerOrNetworkError(max_retry_count=1)
-
-
 def slack(severity: str, headline: str, details: dict[str, Any], *, queue: bool = True) -> bool:
     """Post one message through the Slack provider's webhook hook.
 
@@ -165,11 +157,19 @@ def slack_text(severity: str, headline: str, details: dict[str, Any]) -> str:
 
 
 def post_slack(text: str) -> None:
-    """Post ``text`` through the Slack provider's webhook hook; raises when Slack does not take it."""
+    """Post ``text`` through the Slack provider's webhook hook; raises when Slack does not take it.
+
+    Each try waits at most ``HTTP_TIMEOUT_SECONDS``; a 5xx, a timeout or a dropped connection is
+    tried once more, a 4xx never.
+    """
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
+    from include.shopstream.alert_transport import RetryOnceOnServerOrNetworkError
+
     SlackWebhookHook(
-        slack_webhook_conn_id=SLACK_CONN_ID, timeout=HTTP_TIMEOUT_SECONDS, retry_handlers=[_slack_retry_once()]
+        slack_webhook_conn_id=SLACK_CONN_ID,
+        timeout=HTTP_TIMEOUT_SECONDS,
+        retry_handlers=[RetryOnceOnServerOrNetworkError()],
     ).send(text=text)
 
 
@@ -179,40 +179,10 @@ def post_slack(text: str) -> None:
 def pagerduty_hook():
     """The PagerDuty provider's Events API hook for ``pagerduty_alerts``, bounded in time.
 
-    The provider's own ``send_event`` builds a client with a 60 s timeout, unlimited retries on
-    429 and PagerDuty's endpoint hard-wired; this subclass keeps its connection handling and event
-    shape (``prepare_event_data``) and builds the client from the connection instead:
-
-    - the connection's host, when set, is the Events API base URL (the local alert sink; plain
-      http is accepted there). Production connections name no host and reach PagerDuty itself.
-    - each request waits at most ``HTTP_TIMEOUT_SECONDS`` and is tried at most twice.
+    The connection's host, when set, is the Events API base URL (``events_endpoint``); each request
+    waits at most ``HTTP_TIMEOUT_SECONDS`` and is tried at most twice (``alert_transport``).
     """
-    import pagerduty
-    from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsHook, prepare_event_data
-
-    class EventsClient(pagerduty.EventsApiV2Client):
-        """The pagerduty client with an endpoint of the connection's choosing and bounded retries."""
-
-        # The library's setter accepts https only; the connection is the authority here.
-        url = property(lambda self: self._endpoint, lambda self, value: setattr(self, "_endpoint", value))
-
-        def __init__(self, routing_key: str, endpoint: str | None) -> None:
-            super().__init__(routing_key, base_url=endpoint)
-            self.timeout = HTTP_TIMEOUT_SECONDS
-            self.retry = dict.fromkeys((429, 500, 502, 503, 504), 1)
-            self.max_network_attempts = 1
-            self.sleep_timer = 0.5
-
-    class BoundedPagerdutyEventsHook(PagerdutyEventsHook):
-        def __init__(self, conn_id: str) -> None:
-            super().__init__(pagerduty_events_conn_id=conn_id)
-            self.endpoint = events_endpoint(self.get_connection(conn_id).host)
-
-        def send_event(self, **event: Any) -> str:
-            data = prepare_event_data(**event)
-            if data["action"] != "trigger":  # PagerDuty reads only the key of a resolve
-                data = {"action": data["action"], "dedup_key": data["dedup_key"]}
-            return EventsClient(self.integration_key, self.endpoint).send_event(**data)
+    from include.shopstream.alert_transport import BoundedPagerdutyEventsHook
 
     return BoundedPagerdutyEventsHook(PAGERDUTY_CONN_ID)
 
@@ -277,53 +247,88 @@ def send_pagerduty_event(event: dict[str, Any]) -> None:
 # -- callbacks ------------------------------------------------------------------------------
 
 
-def critical_failure(context) -> None:
-    """A task failed for good: a critical Slack alert and a PagerDuty incident."""
-    try:
+class OutboxNotifier(BaseNotifier):
+    """A task callback whose ``notify`` hands its alerts to the outbox (``slack``, ``pagerduty``).
+
+    It never raises: whatever goes wrong while it alerts is logged as ``failing`` (by the logger of
+    the subclass's module) and never hides or replaces the task's own state. Subclasses say what
+    to send in ``send``.
+    """
+
+    failing = "the alert callback failed"
+
+    def notify(self, context) -> None:
+        try:
+            self.send(context)
+        except Exception:  # a bug here must not hide the task's failure, nor fail a success
+            logging.getLogger(type(self).__module__).exception(self.failing)
+
+    def send(self, context) -> None:
+        raise NotImplementedError
+
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        """Nothing to render (no template fields): skipping it spares a Jinja environment per alert,
+        and an alert never depends on the context holding its ``dag``, which Airflow 2 reads here.
+        """
+
+    def __deepcopy__(self, memo) -> OutboxNotifier:
+        # Airflow deep-copies default_args; a notifier keeps no state, so a task's callback stays
+        # the very one its policy names.
+        return self
+
+
+class FailureNotifier(OutboxNotifier):
+    """A task failed for good: a critical Slack alert and, when ``page``, a PagerDuty incident."""
+
+    failing = "the failure alert callback failed"
+
+    def __init__(self, *, page: bool = True) -> None:
+        super().__init__()
+        self.page = page
+
+    def send(self, context) -> None:
         details = describe(context)
         slack("critical", f"{details['dag']}.{details['task']} failed for good", details)
-        if pagerduty("trigger", details):
+        if self.page and pagerduty("trigger", details):
             remember_incident(dedup_key(details), details["log_url"])
-    except Exception:  # a bug here must not hide the task's failure
-        log.exception("the failure alert callback failed")
 
 
-def critical_failure_slack_only(context) -> None:
-    """A task failed for good (medium criticality): a critical Slack alert, no page."""
-    try:
-        details = describe(context)
-        slack("critical", f"{details['dag']}.{details['task']} failed for good", details)
-    except Exception:  # a bug here must not hide the task's failure
-        log.exception("the failure alert callback failed")
-
-
-def warn_on_early_retries(context, warnings: int = 3) -> None:
+class RetryWarningNotifier(OutboxNotifier):
     """A Slack warning for each of the first ``warnings`` failed tries, silence after that."""
-    try:
+
+    failing = "the retry alert callback failed"
+
+    def __init__(self, *, warnings: int) -> None:
+        super().__init__()
+        self.warnings = warnings
+
+    def send(self, context) -> None:
         details = describe(context)
-        if details["try_number"] <= warnings:
+        if details["try_number"] <= self.warnings:
             slack("warning", f"{details['dag']}.{details['task']} failed, retrying", details)
-    except Exception:  # a bug here must not hide the task's failure
-        log.exception("the retry alert callback failed")
 
 
-def resolve_incident(context) -> None:
+class ResolveNotifier(OutboxNotifier):
     """A task succeeded: resolve the incident that an earlier failure of it opened, if any."""
-    try:
+
+    failing = "the resolve callback failed"
+
+    def send(self, context) -> None:
         details = describe(context)
         resolve(dedup_key(details), details, f"{details['dag']}.{details['task']} succeeded")
-    except Exception:  # bookkeeping must not fail a task that succeeded
-        log.exception("the resolve callback failed")
 
 
-def alerts_not_getting_through(context) -> None:
+class RedeliveryFailureNotifier(OutboxNotifier):
     """The alert_redelivery DAG failed: page, and tell Slack once, both straight, never queued.
 
     Queuing them would feed the outbox that is failing; PagerDuty folds the repeated triggers
     of every failed run into one incident (``outbox.OUTBOX_INCIDENT``), which the next run that
     finds nothing stuck resolves.
     """
-    try:
+
+    failing = "the redelivery failure callback failed"
+
+    def send(self, context) -> None:
         from include.shopstream import outbox
 
         details = describe(context)
@@ -331,8 +336,14 @@ def alerts_not_getting_through(context) -> None:
         if not incident_is_open(outbox.OUTBOX_INCIDENT):
             slack("critical", headline, details, queue=False)
         pagerduty("trigger", details, summary=headline, key=outbox.OUTBOX_INCIDENT, queue=False)
-    except Exception:  # a bug here must not hide the task's failure
-        log.exception("the redelivery failure callback failed")
+
+
+# The callbacks policies.py names.
+critical_failure = FailureNotifier()
+critical_failure_slack_only = FailureNotifier(page=False)  # medium criticality: no page
+warn_on_early_retries = RetryWarningNotifier(warnings=3)
+resolve_incident = ResolveNotifier()
+alerts_not_getting_through = RedeliveryFailureNotifier()
 
 
 def resolve(key: str, details: dict[str, Any], summary: str) -> None:

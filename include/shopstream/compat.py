@@ -23,6 +23,7 @@ if AIRFLOW_3:
     from airflow.sdk import (
         DAG,
         BaseHook,
+        BaseNotifier,
         BaseOperator,
         BaseOperatorLink,
         CronDataIntervalTimetable,
@@ -61,6 +62,7 @@ else:
     from airflow.models.dag import DAG
     from airflow.models.mappedoperator import MappedOperator
     from airflow.models.xcom_arg import XComArg
+    from airflow.notifications.basenotifier import BaseNotifier
     from airflow.operators.empty import EmptyOperator
     from airflow.operators.python import get_current_context
     from airflow.timetables.interval import CronDataIntervalTimetable
@@ -81,6 +83,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowSkipException",
     "BaseHook",
+    "BaseNotifier",
     "BaseOperator",
     "BaseOperatorLink",
     "CronDataIntervalTimetable",

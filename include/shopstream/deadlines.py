@@ -344,9 +344,12 @@ def enforce(deadline: Deadline, due_at: datetime, check_dag_id: str | None = Non
     return lines
 
 
-def resolve_when_met(context) -> None:
+class DeadlineMetNotifier(alerting.OutboxNotifier):
     """A success callback: the task that meets a deadline resolves that business date's incident."""
-    try:
+
+    failing = "could not resolve the deadline incident"
+
+    def send(self, context) -> None:
         ti = context["ti"]
         for deadline in DEADLINES:
             if (ti.dag_id, ti.task_id) != (deadline.dag_id, deadline.task_id):
@@ -358,11 +361,9 @@ def resolve_when_met(context) -> None:
                 details,
                 f"{deadline.dag_id}: the ingest of {business_date} is done",
             )
-    except Exception:  # bookkeeping must not fail a task that succeeded
-        log.exception("could not resolve the deadline incident")
 
 
-def check_failed(context) -> None:
+class DeadlineCheckFailedNotifier(alerting.OutboxNotifier):
     """The check's failure callback: whatever failed, it reports under the deadline's own key.
 
     A check whose alerts were not all accepted tries what is owed once more. A check that could
@@ -370,7 +371,10 @@ def check_failed(context) -> None:
     is named after, as a missed deadline does; the date's ingest success, or a later check that
     finds it done, resolves that incident.
     """
-    try:
+
+    failing = "the deadline check's failure callback failed"
+
+    def send(self, context) -> None:
         error = context.get("exception")
         if isinstance(error, UndeliveredError):
             for alert, _ in error.owed:
@@ -387,8 +391,11 @@ def check_failed(context) -> None:
         key = deadline.incident_key(business_date)
         if missing := deliver(Alert(key, "critical", headline, details)):
             log.error("%s: %s did not accept the alert", key, ", ".join(missing))
-    except Exception:  # a bug here must not hide the check's failure
-        log.exception("the deadline check's failure callback failed")
+
+
+# The callbacks policies.py names.
+resolve_when_met = DeadlineMetNotifier()
+check_failed = DeadlineCheckFailedNotifier()
 
 
 # The Datasets the deadlines' tasks record are the check's inlets: their events say when the

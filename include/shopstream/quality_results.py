@@ -30,12 +30,17 @@ class ChecksFailed(AirflowFailException):
     """Some checks failed; each of them has alerted on its own."""
 
 
-def alert_unless_checks_failed(context) -> None:
+class ResultsFailureNotifier(alerting.FailureNotifier):
     """The usual critical alert, except for ``ChecksFailed``, whose checks have paged already."""
-    if isinstance(context.get("exception"), ChecksFailed):
-        log.info("not alerting again: the failed checks each alerted")
-        return
-    alerting.critical_failure(context)
+
+    def send(self, context) -> None:
+        if isinstance(context.get("exception"), ChecksFailed):
+            log.info("not alerting again: the failed checks each alerted")
+            return
+        super().send(context)
+
+
+alert_unless_checks_failed = ResultsFailureNotifier()
 
 
 def describe(operator) -> dict:

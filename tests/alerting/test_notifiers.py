@@ -1,0 +1,61 @@
+"""Every task callback is a notifier that hands its alerts to the outbox and never raises.
+
+Airflow 3's ``BaseNotifier`` re-raises what ``notify`` raises and Airflow 2's reads the context's
+``dag`` before notifying; the platform's notifiers do neither, and a policy's callback stays the
+very object the policy names after Airflow deep-copies ``default_args``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+from include.shopstream import alerting, deadlines, policies, quality_results
+from include.shopstream.compat import BaseNotifier
+
+POLICIES = (
+    policies.SALES_CORE,
+    policies.DEADLINE_CHECK,
+    policies.ALERT_REDELIVERY,
+    policies.INVENTORY,
+    policies.ANALYTICS,
+    policies.OBSERVABILITY,
+)
+
+
+def callbacks(policy: dict) -> list:
+    """The callbacks a policy names, in order."""
+    found = []
+    for key, value in policy.items():
+        if key.endswith("_callback"):
+            found.extend(value if isinstance(value, list) else [value])
+    return found
+
+
+def test_every_callback_the_platform_names_is_an_outbox_notifier():
+    named = [quality_results.alert_unless_checks_failed, *(c for policy in POLICIES for c in callbacks(policy))]
+    assert len(named) >= 8
+    assert all(isinstance(callback, BaseNotifier) for callback in named)
+    assert all(isinstance(callback, alerting.OutboxNotifier) for callback in named)
+    assert {deadlines.check_failed, deadlines.resolve_when_met, alerting.alerts_not_getting_through} <= set(named)
+
+
+def test_a_deep_copy_of_a_policy_keeps_its_notifiers():
+    for policy in POLICIES:
+        copied, original = callbacks(copy.deepcopy(policy)), callbacks(policy)
+        assert len(copied) == len(original)
+        assert all(a is b for a, b in zip(copied, original, strict=True))
+
+
+class Broken(alerting.OutboxNotifier):
+    failing = "the broken callback failed"
+
+    def send(self, context) -> None:
+        raise RuntimeError("a bug while alerting")
+
+
+def test_a_notifier_that_breaks_logs_and_returns(caplog):
+    with caplog.at_level(logging.ERROR):
+        Broken()({"exception": RuntimeError("the task's own failure")})  # no "dag", no "ti"
+    (record,) = [r for r in caplog.records if r.getMessage() == "the broken callback failed"]
+    assert record.name == __name__ and record.exc_info
