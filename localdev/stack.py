@@ -23,18 +23,19 @@ import psycopg2.extras
 
 from localdev import LocalDevError, alert_sink, backfill, inventory_api, postgres, s3, seed
 from localdev.generator import Scale, ShopStreamData
+from localdev.layout import (
+    METADATA_DB,
+    ROOT,
+    SOURCE_DB,
+    WAREHOUSE_DB,
+    Ports,
+    dag_ids,
+    dags_folder,
+    plugins_folder,
+    read_dotenv,
+)
 from localdev.processes import Service, ensure_port_free, pid_alive, spawn, stop_process_group, wait_until
 from localdev.profile import ADMIN_PASSWORD, ADMIN_USER, Profile, call_api, current
-
-ROOT = Path(__file__).resolve().parent.parent
-# Stand-in DAG and plugin folders for a test (the platform's own: dags/ and plugins/).
-DAGS_FOLDER_SETTING = "SHOPSTREAM_DAGS_FOLDER"
-PLUGINS_FOLDER_SETTING = "SHOPSTREAM_PLUGINS_FOLDER"
-
-# The databases that the one local Postgres holds.
-METADATA_DB = "airflow"
-SOURCE_DB = "shopstream_source"
-WAREHOUSE_DB = "shopstream_warehouse"
 
 # Settings that the deployment image sets too (Dockerfile ENV); a test keeps them equal.
 PLATFORM_AIRFLOW_CONFIG = {
@@ -46,70 +47,6 @@ PLATFORM_AIRFLOW_CONFIG = {
     # from 0.77 to 0.31 s and one day end to end from 2.7 to 2.0 times its critical path (make bench).
     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
 }
-
-
-def dags_folder(env: Mapping[str, str] | None = None) -> Path:
-    """The DAG folder the stack runs: dags/, or ``SHOPSTREAM_DAGS_FOLDER``."""
-    env = os.environ if env is None else env
-    return Path(env.get(DAGS_FOLDER_SETTING) or ROOT / "dags").resolve()
-
-
-def plugins_folder(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get(PLUGINS_FOLDER_SETTING) or ROOT / "plugins").resolve()
-
-
-def dag_ids(folder: Path | None = None) -> set[str]:
-    """The DAGs of a DAG folder: one per file, named as its file (tests/dags checks it for dags/)."""
-    return {path.stem for path in (folder or dags_folder()).glob("*.py")}
-
-
-@dataclass(frozen=True)
-class Ports:
-    """Loopback ports of the local stack, each movable by an environment variable."""
-
-    webserver: int = 8080
-    postgres: int = 5433
-    s3: int = 5000
-    inventory_api: int = 8081
-    alert_sink: int = 8082
-    log_server: int = 8793  # Airflow's default worker_log_server_port
-
-    SETTINGS = {
-        "webserver": "SHOPSTREAM_WEBSERVER_PORT",
-        "postgres": "SHOPSTREAM_POSTGRES_PORT",
-        "s3": "SHOPSTREAM_S3_PORT",
-        "inventory_api": "SHOPSTREAM_INVENTORY_API_PORT",
-        "alert_sink": "SHOPSTREAM_ALERT_SINK_PORT",
-        "log_server": "SHOPSTREAM_LOG_SERVER_PORT",
-    }
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Ports:
-        chosen = {}
-        for name, variable in cls.SETTINGS.items():
-            if variable in env:
-                value = env[variable]
-                if not value.isdigit() or not 0 < int(value) < 65536:
-                    raise LocalDevError(f"{variable} must be a port number (1-65535), got {value!r}")
-                chosen[name] = int(value)
-        return cls(**chosen)
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of an Astro-style ``.env`` file (comments and blanks skipped)."""
-    if not path.exists():
-        return {}
-    values = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if not sep or not key.strip():
-            raise LocalDevError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
 
 
 @dataclass
@@ -629,12 +566,23 @@ def ensure_not_running(state_dir: Path) -> None:
             raise LocalDevError(f"the local platform is already running (pid {runner}); `make stop` stops it")
 
 
+# What callers import from here, though it lives in localdev/layout.py, localdev/profile.py
+# or localdev/processes.py.
 __all__ = [
     "ADMIN_PASSWORD",
     "ADMIN_USER",
+    "METADATA_DB",
+    "PLATFORM_AIRFLOW_CONFIG",
+    "ROOT",
+    "SOURCE_DB",
+    "WAREHOUSE_DB",
     "Ports",
     "Stack",
+    "dag_ids",
+    "dags_folder",
     "ensure_not_running",
     "ensure_port_free",
+    "plugins_folder",
+    "read_dotenv",
     "stop_recorded",
 ]
