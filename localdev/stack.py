@@ -34,7 +34,7 @@ from localdev.layout import (
     plugins_folder,
     read_dotenv,
 )
-from localdev.processes import Service, ensure_port_free, pid_alive, spawn, stop_process_group, wait_until
+from localdev.processes import Service, ensure_port_free, launch, pid_alive, stop_process_group, wait_until
 from localdev.profile import ADMIN_PASSWORD, ADMIN_USER, Profile, call_api, current
 
 # Settings that the deployment image sets too (Dockerfile ENV); a test keeps them equal.
@@ -252,16 +252,15 @@ class Stack:
         """One of the profile's Airflow processes (``scheduler``, ``dag-processor``, ``triggerer``,
         ``webserver`` or ``api-server``) in the background, its output in ``logs/``."""
         process = self.profile.process(command)
-        service = spawn(
+        return launch(
             process.name,
-            [sys.executable, "-m", "airflow", *process.args],
+            "airflow",
+            process.args,
             self.logs / (log_name or process.log),
             env=dict(env or self.airflow_env()),
             cwd=ROOT,
+            port=self.ports.webserver if process.web else None,
         )
-        if process.web:
-            service.url = self.base_url
-        return service
 
     def start_scheduler(self, env: Mapping[str, str] | None = None, log_name: str = "scheduler.log") -> Service:
         """``airflow scheduler`` (LocalExecutor) in the background, its output in ``logs/<log_name>``.
@@ -285,15 +284,15 @@ class Stack:
 
     def start_log_server(self, env: Mapping[str, str] | None = None) -> Service:
         """Airflow's task log server on 127.0.0.1 (localdev/log_server.py), for the web process."""
-        service = spawn(
+        return launch(
             "Airflow log server",
-            [sys.executable, "-m", "localdev.log_server", str(self.ports.log_server)],
+            "localdev.log_server",
+            [str(self.ports.log_server)],
             self.logs / "log_server.log",
             env=dict(env or self.airflow_env()),
             cwd=ROOT,
+            port=self.ports.log_server,
         )
-        service.url = f"http://127.0.0.1:{self.ports.log_server}"
-        return service
 
     @property
     def base_url(self) -> str:
@@ -462,9 +461,10 @@ class Stack:
             # Airflow 3: recorded in the metadata database; the scheduler runs it.
             self.airflow(*args, what="recording the history backfill")
             return
-        self.backfill_process = spawn(
+        self.backfill_process = launch(
             "Airflow backfill",
-            [sys.executable, "-m", "airflow", *args],
+            "airflow",
+            args,
             self.logs / "backfill.log",
             env=self._backfill_env or self.airflow_env(),
             cwd=ROOT,
