@@ -9,20 +9,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg2.extras
 
-from localdev import LocalDevError, alert_sink, backfill, inventory_api, postgres, s3, seed
-from localdev.generator import Scale, ShopStreamData
+from localdev import LocalDevError, backfill, postgres, s3
+from localdev.generator import ShopStreamData
 from localdev.layout import (
     METADATA_DB,
     ROOT,
@@ -34,8 +30,10 @@ from localdev.layout import (
     plugins_folder,
     read_dotenv,
 )
-from localdev.processes import Service, ensure_port_free, launch, pid_alive, stop_process_group, wait_until
+from localdev.processes import Service, ensure_port_free, launch, wait_until
 from localdev.profile import ADMIN_PASSWORD, ADMIN_USER, Profile, call_api, current
+from localdev.services import BackingServices, platform_data
+from localdev.tracking import STATE_FILE, Tracker, ensure_not_running, stop_recorded
 
 # Settings that the deployment image sets too (Dockerfile ENV); a test keeps them equal.
 PLATFORM_AIRFLOW_CONFIG = {
@@ -49,114 +47,103 @@ PLATFORM_AIRFLOW_CONFIG = {
 }
 
 
-@dataclass
 class Stack:
-    """The services and Airflow processes of one local platform."""
+    """The services and Airflow processes of one local platform: ``backing`` (Postgres, the mocked
+    S3, the simulators), Airflow, and ``tracker`` (the processes started, in ``stack.json``)."""
 
-    state_dir: Path
-    ports: Ports = field(default_factory=Ports)
-    postgres_url: str | None = None
-    failure_rate: float = 0.1
-    history_days: int = 21
-    data: ShopStreamData = field(default_factory=lambda: ShopStreamData(scale=Scale(bad_share=0.01)))
-    services: list[Service] = field(default_factory=list)
-    pg: postgres.PostgresServer | None = None
-    lake: s3.S3Server | None = None
-    backfill_process: Service | None = None
-    _backfill_env: dict[str, str] | None = field(default=None, repr=False)
-    profile: Profile = field(default_factory=current)
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: Ports | None = None,
+        postgres_url: str | None = None,
+        failure_rate: float = 0.1,
+        history_days: int = 21,
+        data: ShopStreamData | None = None,
+        profile: Profile | None = None,
+    ) -> None:
+        self._state_dir = state_dir
+        self._profile = profile or current()
+        self.tracker = Tracker(state_dir / STATE_FILE)
+        self.backing = BackingServices(
+            state_dir,
+            self.tracker,
+            self.profile,
+            ports or Ports(),
+            postgres_url,
+            failure_rate,
+            history_days,
+            platform_data() if data is None else data,
+        )
+        self._backfill_env: dict[str, str] | None = None
+
+    # -- where things are (a test may bring its own Postgres, lake or ports) -----------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self._state_dir
+
+    @property
+    def profile(self) -> Profile:
+        return self._profile
+
+    @property
+    def ports(self) -> Ports:
+        return self.backing.ports
+
+    @ports.setter
+    def ports(self, ports: Ports) -> None:
+        self.backing.ports = ports
+
+    @property
+    def pg(self) -> postgres.PostgresServer | None:
+        return self.backing.pg
+
+    @pg.setter
+    def pg(self, server: postgres.PostgresServer | None) -> None:
+        self.backing.pg = server
+
+    @property
+    def lake(self) -> s3.S3Server | None:
+        return self.backing.lake
+
+    @lake.setter
+    def lake(self, server: s3.S3Server | None) -> None:
+        self.backing.lake = server
 
     @property
     def logs(self) -> Path:
         return self.state_dir / "logs"
 
     @property
-    def state_file(self) -> Path:
-        return self.state_dir / "stack.json"
+    def services(self) -> list[Service]:
+        """The processes that live as long as the platform, newest last (a caller may add its own)."""
+        return self.tracker.services
 
-    # -- services -------------------------------------------------------------------------
+    @property
+    def backfill_process(self) -> Service | None:
+        return self.tracker.backfill
+
+    @backfill_process.setter
+    def backfill_process(self, service: Service | None) -> None:
+        self.tracker.backfill = service
+
+    @property
+    def state_file(self) -> Path:
+        return self.tracker.state_file
+
+    # -- services ----------------------------------------------------------------------------
 
     def start_services(self) -> None:
-        """Postgres (embedded unless ``postgres_url``), moto S3, the simulator, the alert sink."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._check_ports()
-        if self.postgres_url:
-            self.pg = postgres.connect_external(self.postgres_url)
-        else:
-            self.pg = postgres.start_embedded(
-                self.state_dir / "postgres", self.ports.postgres, self.logs / "postgres.log"
-            )
-            self._track(self.pg.service)
-        for database in (METADATA_DB, SOURCE_DB, WAREHOUSE_DB):
-            self.pg.ensure_database(database)
-        self.seed_source(history_days=self.history_days)
-        self.lake = s3.start(self.ports.s3, self.logs / "s3.log")
-        self._track(self.lake.service)
-        self.lake.restore(self.state_dir / "s3")
-        self.lake.ensure_bucket("shopstream")
-        # Snapshot the lake before moto (which keeps it in memory only) goes away.
-        self.lake.service.on_stop.append(self._snapshot_s3)
-        self._track(
-            inventory_api.start(
-                self.ports.inventory_api, self.logs / "inventory_api.log", failure_rate=self.failure_rate
-            )
-        )
-        self._track(
-            alert_sink.start(
-                self.ports.alert_sink, self.logs / "alert_sink.log", journal=self.state_dir / "alerts.jsonl"
-            )
-        )
+        self.backing.start()
 
     def attach(self) -> None:
-        """Point at the services of a platform that is already running (for `localdev airflow`)."""
-        if self.postgres_url:
-            self.pg = postgres.connect_external(self.postgres_url)
-        else:
-            self.pg = postgres.PostgresServer("127.0.0.1", self.ports.postgres, postgres.SUPERUSER, postgres.PASSWORD)
-        self.lake = s3.S3Server(endpoint_url=f"http://127.0.0.1:{self.ports.s3}")
+        self.backing.attach()
 
     def seed_source(self, history_days: int = 0) -> int:
-        """Seed the source database's history, then today's orders up to now (idempotent)."""
-        now = datetime.now(UTC)
-        days = [*seed.history(history_days, now.date()), now.date() - timedelta(days=1), now.date()]
-        return seed.seed(self.pg.url(SOURCE_DB), sorted(set(days)), self.data, until=now)
-
-    def _check_ports(self) -> None:
-        wanted = [
-            ("webserver", self.profile.web.name),
-            ("s3", "mocked S3"),
-            ("inventory_api", "inventory API simulator"),
-            ("alert_sink", "alert sink"),
-            ("log_server", "Airflow task log server"),
-        ]
-        if not self.postgres_url:
-            wanted.append(("postgres", "embedded Postgres"))
-        for name, label in wanted:
-            ensure_port_free("127.0.0.1", getattr(self.ports, name), label, Ports.SETTINGS[name])
-
-    def _snapshot_s3(self) -> None:
-        target = self.state_dir / "s3"
-        staging = self.state_dir / "s3.new"
-        try:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            count = self.lake.snapshot(staging)
-        except Exception as err:  # noqa: BLE001 - keep the previous snapshot rather than lose it
-            print(f"warning: could not snapshot the mocked S3 ({err}); kept the previous snapshot", file=sys.stderr)
-            return
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-        print(f"saved {count} S3 objects to {target}")
+        return self.backing.seed_source(history_days)
 
     def endpoints(self) -> list[str]:
-        """``--endpoint`` arguments that point ``airflow_settings.yaml``'s hosts at this stack."""
-        pg_auth = self.pg.user + (f":{self.pg.password}" if self.pg.password else "")
-        return [
-            f"shopstream-db={pg_auth}@{self.pg.host}:{self.pg.port}",
-            f"moto=127.0.0.1:{self.ports.s3}",
-            f"inventory-api=127.0.0.1:{self.ports.inventory_api}",
-            f"alert-sink=127.0.0.1:{self.ports.alert_sink}",
-        ]
+        return self.backing.endpoints()
 
     # -- Airflow --------------------------------------------------------------------------
 
@@ -329,14 +316,14 @@ class Stack:
         """
         env = self.airflow_env()
         self.register_dags(env)
-        self._track(self.start_scheduler(env))
+        self.tracker.track(self.start_scheduler(env))
         starters = {"dag-processor": self.start_dag_processor, "triggerer": self.start_triggerer}
         for process in self.profile.processes:
             if process.args[0] in starters:
-                self._track(starters[process.args[0]](env))
-        self._track(self.start_log_server(env))
+                self.tracker.track(starters[process.args[0]](env))
+        self.tracker.track(self.start_log_server(env))
         web = self.start_web(env)
-        self._track(web)
+        self.tracker.track(web)
 
         expected = dag_ids(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]))
         errors: dict[str, str] = {}
@@ -433,7 +420,7 @@ class Stack:
         how = f"exit code {process.process.returncode}, log {process.log_path}" if process else "its backfill completed"
         if history.restarts >= backfill.MAX_RESTARTS:
             self.backfill_process = None
-            self._write_state()
+            self.tracker.write()
             return f"history: the backfill stopped {history.restarts + 1} times ({how}); {len(left)} days not ingested"
         history.restarts += 1
         history.retrying.update(left)
@@ -469,7 +456,7 @@ class Stack:
             env=self._backfill_env or self.airflow_env(),
             cwd=ROOT,
         )
-        self._write_state()
+        self.tracker.write()
 
     def rerun_report(self, run_id: str) -> list[str]:
         """Clear the ``daily_reports`` tasks of one analytics run, so that the scheduler runs them again."""
@@ -489,85 +476,25 @@ class Stack:
         )
         return task_ids
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def _track(self, service: Service) -> None:
-        self.services.append(service)
-        self._write_state()
-
-    def _write_state(self) -> None:
-        self.state_file.write_text(
-            json.dumps({"runner_pid": os.getpid(), "services": {s.name: s.pid for s in self.background()}}, indent=2)
-        )
+    # -- lifecycle ---------------------------------------------------------------------------
 
     def background(self) -> list[Service]:
-        """Every process this stack started: the services, and the backfill while it runs."""
-        return [*self.services, *([self.backfill_process] if self.backfill_process else [])]
+        return self.tracker.background()
 
     def check_alive(self) -> None:
-        for service in self.services:
-            if not service.running():
-                raise LocalDevError(
-                    f"the {service.name} stopped unexpectedly (exit code {service.process.returncode}); "
-                    f"its log is {service.log_path}"
-                )
+        self.tracker.check_alive()
 
     def stop_backfill(self) -> None:
         """Stop Airflow 2's backfill process and its tasks (Airflow 3's backfills are the scheduler's)."""
-        if self.backfill_process and self.backfill_process.running():
-            self.backfill_process.stop()
+        self.tracker.stop_backfill()
 
     def stop(self) -> None:
         """Stop every process this stack started, newest first."""
-        self.stop_backfill()
-        while self.services:
-            service = self.services.pop()
-            try:
-                service.stop()
-            except Exception as err:  # noqa: BLE001 - keep stopping the others
-                print(f"warning: stopping the {service.name}: {err}", file=sys.stderr)
-        self.state_file.unlink(missing_ok=True)
+        self.tracker.stop()
 
 
-def stop_recorded(state_dir: Path, timeout: float = 90.0) -> list[str]:
-    """Stop a stack started by another process (``make stop``); return what was stopped."""
-    state_file = state_dir / "stack.json"
-    stopped = []
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
-        runner = state.get("runner_pid")
-        if runner and pid_alive(runner):
-            # The runner stops its own children (and snapshots S3) on SIGTERM.
-            os.kill(runner, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while pid_alive(runner) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            stopped.append(f"runner (pid {runner})")
-        for name, pid in state.get("services", {}).items():
-            if pid_alive(pid):
-                stop_process_group(pid)
-                stopped.append(f"{name} (pid {pid})")
-        state_file.unlink(missing_ok=True)
-    leftover = postgres.running_postmaster(state_dir / "postgres")
-    if leftover:
-        os.kill(leftover, signal.SIGINT)
-        deadline = time.monotonic() + 30
-        while pid_alive(leftover) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        stopped.append(f"embedded Postgres (pid {leftover})")
-    return stopped
-
-
-def ensure_not_running(state_dir: Path) -> None:
-    state_file = state_dir / "stack.json"
-    if state_file.exists():
-        runner = json.loads(state_file.read_text()).get("runner_pid")
-        if runner and runner != os.getpid() and pid_alive(runner):
-            raise LocalDevError(f"the local platform is already running (pid {runner}); `make stop` stops it")
-
-
-# What callers import from here, though it lives in localdev/layout.py, localdev/profile.py
-# or localdev/processes.py.
+# What callers import from here, though it lives in localdev/layout.py, localdev/profile.py,
+# localdev/processes.py or localdev/tracking.py.
 __all__ = [
     "ADMIN_PASSWORD",
     "ADMIN_USER",
