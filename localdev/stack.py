@@ -6,18 +6,17 @@ folder (``.local/`` by default), so a second run picks up where the first stoppe
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
 import subprocess
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg2.extras
 
-from localdev import LocalDevError, backfill, postgres, s3
+from localdev import backfill, postgres, s3
+from localdev.airflow_cli import AirflowCli
+from localdev.airflow_env import PLATFORM_AIRFLOW_CONFIG, AirflowEnv
+from localdev.airflow_processes import AirflowProcesses
 from localdev.generator import ShopStreamData
 from localdev.layout import (
     METADATA_DB,
@@ -35,21 +34,12 @@ from localdev.profile import ADMIN_PASSWORD, ADMIN_USER, Profile, call_api, curr
 from localdev.services import BackingServices, platform_data
 from localdev.tracking import STATE_FILE, Tracker, ensure_not_running, stop_recorded
 
-# Settings that the deployment image sets too (Dockerfile ENV); a test keeps them equal.
-PLATFORM_AIRFLOW_CONFIG = {
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES": "airflow.* astro.*",
-    "AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS": "False",
-    # How long an idle scheduler loop sleeps (default 1 s). A finished task's downstream task and a
-    # Dataset event's consumer run wait for the next loop: 0.25 s took the trigger latency's p95
-    # from 0.77 to 0.31 s and one day end to end from 2.7 to 2.0 times its critical path (make bench).
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
-}
-
 
 class Stack:
     """The services and Airflow processes of one local platform: ``backing`` (Postgres, the mocked
-    S3, the simulators), Airflow, and ``tracker`` (the processes started, in ``stack.json``)."""
+    S3, the simulators), ``environment`` (Airflow's settings), ``cli`` (Airflow commands),
+    ``airflow_processes`` (the scheduler, the web process...) and ``tracker`` (the processes
+    started, in ``stack.json``)."""
 
     def __init__(
         self,
@@ -74,6 +64,9 @@ class Stack:
             history_days,
             platform_data() if data is None else data,
         )
+        self.environment = AirflowEnv(state_dir, self.profile, self.backing)
+        self.cli = AirflowCli(self.environment, self.backing)
+        self.airflow_processes = AirflowProcesses(self.environment, self.backing)
         self._backfill_env: dict[str, str] | None = None
 
     # -- where things are (a test may bring its own Postgres, lake or ports) -----------------
@@ -148,164 +141,48 @@ class Stack:
     # -- Airflow --------------------------------------------------------------------------
 
     def _secrets(self) -> dict[str, str]:
-        """The profile's keys (a Fernet key, a web secret and, on Airflow 3, a JWT secret), made once
-        per state folder, never committed."""
-        path = self.state_dir / "secrets.json"
-        values = json.loads(path.read_text()) if path.exists() else {}
-        missing = [name for name in self.profile.secret_names if name not in values]
-        if not missing:
-            return values
-        from cryptography.fernet import Fernet
-
-        for name in missing:
-            values[name] = Fernet.generate_key().decode() if name == "fernet_key" else secrets.token_hex(32)
-        # Created owner-only: written first and narrowed after, the keys would be readable meanwhile.
-        # A file that lacks a key is replaced whole, by a new owner-only file.
-        target = path if not path.exists() else path.with_name("secrets.json.new")
-        target.unlink(missing_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(json.dumps(values))
-        if target != path:
-            target.replace(path)
-        return values
+        return self.environment.secrets()
 
     def airflow_env(self) -> dict[str, str]:
-        """The environment of every Airflow process of this stack."""
-        keys = self._secrets()
-        env = dict(os.environ)
-        env.update(PLATFORM_AIRFLOW_CONFIG)
-        env.update(
-            {
-                "AIRFLOW_HOME": str(self.state_dir / "airflow"),
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder(env)),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder(env)),
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                # A developer's machine also runs the databases: keep task processes to what its
-                # cores can start within the DAG import timeout (raised for the same reason).
-                "AIRFLOW__CORE__PARALLELISM": str(min(16, 4 * (os.cpu_count() or 2))),
-                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.pg.url(METADATA_DB, driver="postgresql+psycopg2"),
-                # Task logs are served by localdev/log_server.py on loopback (Airflow's own server
-                # binds every interface); the scheduler and triggerer skip theirs.
-                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "localdev.log_server.hostname",
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.log_server),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.log_server),
-            }
-        )
-        # The web process, its login and the settings that Airflow 3 renamed: localdev/profile.py.
-        env.update(self.profile.airflow_env(keys, self.state_dir, self.ports.webserver))
-        return env
+        return self.environment.build()
 
     def run_airflow(
         self, *args: str, env: Mapping[str, str] | None = None, timeout: float | None = None
     ) -> subprocess.CompletedProcess:
-        """Run one ``airflow`` CLI command to completion in this stack's environment (``env``)."""
-        return subprocess.run(
-            [sys.executable, "-m", "airflow", *args],
-            env=dict(env or self.airflow_env()),
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=timeout,
-        )
+        return self.cli.run_airflow(*args, env=env, timeout=timeout)
 
     def airflow(
         self, *args: str, env: Mapping[str, str] | None = None, what: str = "", timeout: float | None = None
     ) -> str:
-        """Run one ``airflow`` CLI command; on failure raise ``LocalDevError`` with its last words."""
-        result = self.run_airflow(*args, env=env, timeout=timeout)
-        if result.returncode != 0:
-            lines = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()
-            message = f"{what or 'airflow ' + ' '.join(args)} failed: {lines[-1]}"
-            raise LocalDevError(message, details="\n".join(lines[-15:]))
-        return result.stdout
+        return self.cli.airflow(*args, env=env, what=what, timeout=timeout)
 
     def apply_settings(self, env: Mapping[str, str] | None = None) -> str:
-        """Apply ``airflow_settings.yaml`` (localdev/settings.py), its hosts pointed at this stack."""
-        command = [sys.executable, "-m", "localdev.settings", "apply", str(ROOT / "airflow_settings.yaml")]
-        for endpoint in self.endpoints():
-            command += ["--endpoint", endpoint]
-        result = subprocess.run(command, env=dict(env or self.airflow_env()), capture_output=True, text=True, cwd=ROOT)
-        if result.returncode != 0:
-            last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
-            raise LocalDevError(last.removeprefix("error: "))
-        return result.stdout.strip()
-
-    def start_process(self, command: str, env: Mapping[str, str] | None = None, log_name: str = "") -> Service:
-        """One of the profile's Airflow processes (``scheduler``, ``dag-processor``, ``triggerer``,
-        ``webserver`` or ``api-server``) in the background, its output in ``logs/``."""
-        process = self.profile.process(command)
-        return launch(
-            process.name,
-            "airflow",
-            process.args,
-            self.logs / (log_name or process.log),
-            env=dict(env or self.airflow_env()),
-            cwd=ROOT,
-            port=self.ports.webserver if process.web else None,
-        )
-
-    def start_scheduler(self, env: Mapping[str, str] | None = None, log_name: str = "scheduler.log") -> Service:
-        """``airflow scheduler`` (LocalExecutor) in the background, its output in ``logs/<log_name>``.
-
-        Without Airflow's log server, which would listen on every interface: ``start_log_server``.
-        """
-        return self.start_process("scheduler", env, log_name)
-
-    def start_triggerer(self, env: Mapping[str, str] | None = None) -> Service:
-        """``airflow triggerer``: deferred tasks wait in it and resume when their trigger fires."""
-        return self.start_process("triggerer", env)
-
-    def start_dag_processor(self, env: Mapping[str, str] | None = None) -> Service:
-        """``airflow dag-processor`` (Airflow 3: the scheduler parses no DAG files itself)."""
-        return self.start_process("dag-processor", env)
-
-    def start_web(self, env: Mapping[str, str] | None = None) -> Service:
-        """The UI and REST API: ``airflow webserver`` (Airflow 2) or ``airflow api-server`` (Airflow 3,
-        which also serves the execution API that task processes report to)."""
-        return self.start_process(self.profile.web.args[0], env)
-
-    def start_log_server(self, env: Mapping[str, str] | None = None) -> Service:
-        """Airflow's task log server on 127.0.0.1 (localdev/log_server.py), for the web process."""
-        return launch(
-            "Airflow log server",
-            "localdev.log_server",
-            [str(self.ports.log_server)],
-            self.logs / "log_server.log",
-            env=dict(env or self.airflow_env()),
-            cwd=ROOT,
-            port=self.ports.log_server,
-        )
+        return self.cli.apply_settings(env)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.webserver}"
 
     def prepare_airflow(self) -> None:
-        """Migrate the metadata database, apply ``airflow_settings.yaml``, create the admin user."""
-        env = self.airflow_env()
-        Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-        self.airflow("db", "migrate", env=env, what="airflow db migrate")
-        print(self.apply_settings(env))
-        self.profile.prepare_state(self.state_dir)
-        for command in self.profile.admin_commands():
-            self.airflow(*command, env=env, what="creating the admin user")
+        self.cli.prepare()
 
     def register_dags(self, env: Mapping[str, str] | None = None) -> None:
-        """Parse the DAG folder once, in one process, and write its DAGs and Datasets.
+        self.cli.register_dags(env)
 
-        A scheduler's first parse runs ``parsing_processes`` files at once, and Airflow 2.10
-        inserts a Dataset with a select-then-insert: two files naming the same Dataset can both
-        insert it, and the loser's file fails with a ``UniqueViolation`` until its next parse.
-        An event on a Dataset that has no row yet is dropped ("DatasetModel ... not found"),
-        so the first day's downstream DAG would never run. Registering first leaves the
-        scheduler only rows to update.
-        """
-        self.airflow("dags", "reserialize", env=env, what="registering the DAGs and their Datasets")
+    def start_scheduler(self, env: Mapping[str, str] | None = None, log_name: str = "scheduler.log") -> Service:
+        return self.airflow_processes.scheduler(env, log_name)
+
+    def start_triggerer(self, env: Mapping[str, str] | None = None) -> Service:
+        return self.airflow_processes.triggerer(env)
+
+    def start_dag_processor(self, env: Mapping[str, str] | None = None) -> Service:
+        return self.airflow_processes.dag_processor(env)
+
+    def start_web(self, env: Mapping[str, str] | None = None) -> Service:
+        return self.airflow_processes.web(env)
+
+    def start_log_server(self, env: Mapping[str, str] | None = None) -> Service:
+        return self.airflow_processes.log_server(env)
 
     def start_airflow(self) -> dict[str, str]:
         """The profile's Airflow processes (localdev/profile.py) and the log server; wait until the
@@ -493,8 +370,7 @@ class Stack:
         self.tracker.stop()
 
 
-# What callers import from here, though it lives in localdev/layout.py, localdev/profile.py,
-# localdev/processes.py or localdev/tracking.py.
+# What callers import from here, though it lives in the module that owns it.
 __all__ = [
     "ADMIN_PASSWORD",
     "ADMIN_USER",
