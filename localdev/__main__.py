@@ -12,16 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from localdev import LocalDevError, backfill, profile
-from localdev.stack import (
-    ADMIN_PASSWORD,
-    ADMIN_USER,
-    ROOT,
-    Ports,
-    Stack,
-    ensure_not_running,
-    read_dotenv,
-    stop_recorded,
-)
+from localdev.layout import ROOT, Ports, read_dotenv
+from localdev.profile import ADMIN_PASSWORD, ADMIN_USER
+from localdev.stack import Stack
+from localdev.tracking import ensure_not_running, stop_recorded
 
 
 def state_dir() -> Path:

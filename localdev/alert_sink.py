@@ -13,14 +13,14 @@ import argparse
 import json
 import sys
 import threading
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from localdev.processes import Service, ensure_port_free, spawn, wait_until
+from localdev.layout import ROOT
+from localdev.processes import Service, launch
 
 
 class Inbox:
@@ -90,19 +90,20 @@ def serve(host: str, port: int, journal: Path | None = None) -> tuple[ThreadingH
 
 def start(port: int, log_path: Path, *, journal: Path | None = None, host: str = "127.0.0.1") -> Service:
     """Start the sink as a child process and wait until it answers."""
-    ensure_port_free(host, port, "alert sink", "SHOPSTREAM_ALERT_SINK_PORT")
-    argv = [sys.executable, "-m", "localdev.alert_sink", "--host", host, "--port", str(port)]
+    args = ["--host", host, "--port", str(port)]
     if journal is not None:
-        argv += ["--journal", str(journal)]
-    service = spawn("alert sink", argv, log_path, cwd=Path(__file__).resolve().parent.parent)
-    service.url = f"http://{host}:{port}"
-
-    def answers() -> bool:
-        with urllib.request.urlopen(f"{service.url}/health", timeout=2) as response:
-            return response.status == 200
-
-    wait_until(answers, service, timeout=30, what="answering")
-    return service
+        args += ["--journal", str(journal)]
+    return launch(
+        "alert sink",
+        "localdev.alert_sink",
+        args,
+        log_path,
+        cwd=ROOT,
+        host=host,
+        port=port,
+        setting="SHOPSTREAM_ALERT_SINK_PORT",
+        health="/health",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

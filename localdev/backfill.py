@@ -70,7 +70,7 @@ def seeded_days_needed(days: int, now: datetime) -> int:
 class Backfill:
     """One background backfill of the missing days, and its progress lines.
 
-    ``query`` reads the metadata database with Airflow 2's names (``Stack.metadata`` translates).
+    ``query`` reads the metadata database with Airflow 2's names (``MetadataDb.metadata`` translates).
     """
 
     dates: list[datetime]

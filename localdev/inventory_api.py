@@ -19,7 +19,6 @@ import random
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -27,7 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from localdev.processes import Service, ensure_port_free, spawn, wait_until
+from localdev.layout import ROOT
+from localdev.processes import Service, launch
 
 SKU_FORMAT = "SKU-{:05d}"
 WAREHOUSES = ("AMS", "DFW", "SIN")
@@ -173,13 +173,10 @@ def start(
 ) -> Service:
     """Start the simulator as a child process and wait until it answers."""
     validate_rate(failure_rate)
-    ensure_port_free(host, port, "inventory API simulator", "SHOPSTREAM_INVENTORY_API_PORT")
-    service = spawn(
+    return launch(
         "inventory API simulator",
+        "localdev.inventory_api",
         [
-            sys.executable,
-            "-m",
-            "localdev.inventory_api",
             "--host",
             host,
             "--port",
@@ -194,16 +191,12 @@ def start(
             str(stall_seconds),
         ],
         log_path,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
+        host=host,
+        port=port,
+        setting="SHOPSTREAM_INVENTORY_API_PORT",
+        health="/health",
     )
-    service.url = f"http://{host}:{port}"
-
-    def answers() -> bool:
-        with urllib.request.urlopen(f"{service.url}/health", timeout=2) as response:
-            return response.status == 200
-
-    wait_until(answers, service, timeout=30, what="answering")
-    return service
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,41 @@ def spawn(
         except FileNotFoundError as err:
             raise LocalDevError(f"cannot start the {name}: {err.filename} not found") from None
     return Service(name=name, process=process, log_path=log_path, stop_signal=stop_signal)
+
+
+def launch(
+    name: str,
+    module: str,
+    args: Sequence[str],
+    log_path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    setting: str = "",
+    health: str = "",
+    timeout: float = 30.0,
+) -> Service:
+    """Start ``python -m <module> <args>`` in the background (:func:`spawn`).
+
+    A server names its ``port`` on ``host``, which becomes the service's ``url``. With ``setting``
+    (the variable that moves the port) a taken port fails first, in one clear line; with ``health``
+    (a path that answers 200 once the server serves) the launch waits up to ``timeout`` for it.
+    """
+    if port is not None and setting:
+        ensure_port_free(host, port, name, setting)
+    service = spawn(name, [sys.executable, "-m", module, *args], log_path, env=env, cwd=cwd)
+    if port is not None:
+        service.url = f"http://{host}:{port}"
+    if health:
+
+        def answers() -> bool:
+            with urllib.request.urlopen(f"{service.url}{health}", timeout=2) as response:
+                return response.status == 200
+
+        wait_until(answers, service, timeout=timeout, what="answering")
+    return service
 
 
 def wait_until(ready: Callable[[], bool], service: Service, *, timeout: float = 60.0, what: str = "ready") -> None:

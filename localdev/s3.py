@@ -7,12 +7,10 @@ them back when it starts.
 
 from __future__ import annotations
 
-import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from localdev.processes import Service, ensure_port_free, spawn, wait_until
+from localdev.processes import Service, launch
 
 # moto accepts any credentials; these make the local nature of every request obvious.
 ACCESS_KEY = "local-dev-access-key"
@@ -76,18 +74,15 @@ class S3Server:
 
 def start(port: int, log_path: Path, host: str = "127.0.0.1") -> S3Server:
     """Start a moto server on ``host:port`` and wait until it answers."""
-    ensure_port_free(host, port, "mocked S3 (moto server)", "SHOPSTREAM_S3_PORT")
-    service = spawn(
+    service = launch(
         "mocked S3 (moto server)",
-        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        "moto.server",
+        ["-H", host, "-p", str(port)],
         log_path,
+        host=host,
+        port=port,
+        setting="SHOPSTREAM_S3_PORT",
+        health="/moto-api/",
+        timeout=60,
     )
-    server = S3Server(endpoint_url=f"http://{host}:{port}", service=service)
-    service.url = server.endpoint_url
-
-    def answers() -> bool:
-        with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=2) as response:
-            return response.status == 200
-
-    wait_until(answers, service, timeout=60, what="answering")
-    return server
+    return S3Server(endpoint_url=service.url, service=service)

@@ -6,383 +6,171 @@ folder (``.local/`` by default), so a second run picks up where the first stoppe
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-import psycopg2.extras
-
-from localdev import LocalDevError, alert_sink, backfill, inventory_api, postgres, s3, seed
-from localdev.generator import Scale, ShopStreamData
-from localdev.processes import Service, ensure_port_free, pid_alive, spawn, stop_process_group, wait_until
-from localdev.profile import ADMIN_PASSWORD, ADMIN_USER, Profile, call_api, current
-
-ROOT = Path(__file__).resolve().parent.parent
-# Stand-in DAG and plugin folders for a test (the platform's own: dags/ and plugins/).
-DAGS_FOLDER_SETTING = "SHOPSTREAM_DAGS_FOLDER"
-PLUGINS_FOLDER_SETTING = "SHOPSTREAM_PLUGINS_FOLDER"
-
-# The databases that the one local Postgres holds.
-METADATA_DB = "airflow"
-SOURCE_DB = "shopstream_source"
-WAREHOUSE_DB = "shopstream_warehouse"
-
-# Settings that the deployment image sets too (Dockerfile ENV); a test keeps them equal.
-PLATFORM_AIRFLOW_CONFIG = {
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES": "airflow.* astro.*",
-    "AIRFLOW__ASTRO_SDK__AUTO_ADD_INLETS_OUTLETS": "False",
-    # How long an idle scheduler loop sleeps (default 1 s). A finished task's downstream task and a
-    # Dataset event's consumer run wait for the next loop: 0.25 s took the trigger latency's p95
-    # from 0.77 to 0.31 s and one day end to end from 2.7 to 2.0 times its critical path (make bench).
-    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
-}
+from localdev import backfill, postgres, s3
+from localdev.airflow_cli import AirflowCli
+from localdev.airflow_env import PLATFORM_AIRFLOW_CONFIG, AirflowEnv
+from localdev.airflow_processes import AirflowProcesses
+from localdev.backfill_runner import BackfillRunner
+from localdev.generator import ShopStreamData
+from localdev.layout import METADATA_DB, ROOT, SOURCE_DB, WAREHOUSE_DB, Ports, dag_ids
+from localdev.metadata_db import MetadataDb
+from localdev.processes import Service, wait_until
+from localdev.profile import Profile, current
+from localdev.rest import Rest
+from localdev.services import BackingServices, platform_data
+from localdev.tracking import STATE_FILE, Tracker
 
 
-def dags_folder(env: Mapping[str, str] | None = None) -> Path:
-    """The DAG folder the stack runs: dags/, or ``SHOPSTREAM_DAGS_FOLDER``."""
-    env = os.environ if env is None else env
-    return Path(env.get(DAGS_FOLDER_SETTING) or ROOT / "dags").resolve()
-
-
-def plugins_folder(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(env.get(PLUGINS_FOLDER_SETTING) or ROOT / "plugins").resolve()
-
-
-def dag_ids(folder: Path | None = None) -> set[str]:
-    """The DAGs of a DAG folder: one per file, named as its file (tests/dags checks it for dags/)."""
-    return {path.stem for path in (folder or dags_folder()).glob("*.py")}
-
-
-@dataclass(frozen=True)
-class Ports:
-    """Loopback ports of the local stack, each movable by an environment variable."""
-
-    webserver: int = 8080
-    postgres: int = 5433
-    s3: int = 5000
-    inventory_api: int = 8081
-    alert_sink: int = 8082
-    log_server: int = 8793  # Airflow's default worker_log_server_port
-
-    SETTINGS = {
-        "webserver": "SHOPSTREAM_WEBSERVER_PORT",
-        "postgres": "SHOPSTREAM_POSTGRES_PORT",
-        "s3": "SHOPSTREAM_S3_PORT",
-        "inventory_api": "SHOPSTREAM_INVENTORY_API_PORT",
-        "alert_sink": "SHOPSTREAM_ALERT_SINK_PORT",
-        "log_server": "SHOPSTREAM_LOG_SERVER_PORT",
-    }
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Ports:
-        chosen = {}
-        for name, variable in cls.SETTINGS.items():
-            if variable in env:
-                value = env[variable]
-                if not value.isdigit() or not 0 < int(value) < 65536:
-                    raise LocalDevError(f"{variable} must be a port number (1-65535), got {value!r}")
-                chosen[name] = int(value)
-        return cls(**chosen)
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines of an Astro-style ``.env`` file (comments and blanks skipped)."""
-    if not path.exists():
-        return {}
-    values = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if not sep or not key.strip():
-            raise LocalDevError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
-
-
-@dataclass
 class Stack:
-    """The services and Airflow processes of one local platform."""
+    """The services and Airflow processes of one local platform, driven the one way that ``make run``,
+    ``make bench`` and the tests share.
 
-    state_dir: Path
-    ports: Ports = field(default_factory=Ports)
-    postgres_url: str | None = None
-    failure_rate: float = 0.1
-    history_days: int = 21
-    data: ShopStreamData = field(default_factory=lambda: ShopStreamData(scale=Scale(bad_share=0.01)))
-    services: list[Service] = field(default_factory=list)
-    pg: postgres.PostgresServer | None = None
-    lake: s3.S3Server | None = None
-    backfill_process: Service | None = None
-    _backfill_env: dict[str, str] | None = field(default=None, repr=False)
-    profile: Profile = field(default_factory=current)
+    Each job is a part's own: ``backing`` (Postgres, the mocked S3, the simulators), ``environment``
+    (Airflow's settings), ``cli`` (Airflow commands), ``airflow_processes`` (the scheduler, the web
+    process...), ``rest`` and ``db`` (what Airflow says), ``backfills`` (the history backfill) and
+    ``tracker`` (the processes started, in ``stack.json`` for ``make stop``).
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: Ports | None = None,
+        postgres_url: str | None = None,
+        failure_rate: float = 0.1,
+        history_days: int = 21,
+        data: ShopStreamData | None = None,
+        profile: Profile | None = None,
+    ) -> None:
+        self._state_dir = state_dir
+        self._profile = profile or current()
+        self.tracker = Tracker(state_dir / STATE_FILE)
+        self.backing = BackingServices(
+            state_dir,
+            self.tracker,
+            self.profile,
+            ports or Ports(),
+            postgres_url,
+            failure_rate,
+            history_days,
+            platform_data() if data is None else data,
+        )
+        self.environment = AirflowEnv(state_dir, self.profile, self.backing)
+        self.cli = AirflowCli(self.environment, self.backing)
+        self.airflow_processes = AirflowProcesses(self.environment, self.backing)
+        self.rest = Rest(self.profile, self.backing)
+        self.db = MetadataDb(self.backing, self.profile)
+        self.backfills = BackfillRunner(
+            self.profile, self.logs, self.tracker, self.environment, self.cli, self.db, self.rest
+        )
+
+    # -- where things are (a test may bring its own Postgres, lake or ports) -----------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self._state_dir
+
+    @property
+    def profile(self) -> Profile:
+        return self._profile
+
+    @property
+    def ports(self) -> Ports:
+        return self.backing.ports
+
+    @ports.setter
+    def ports(self, ports: Ports) -> None:
+        self.backing.ports = ports
+
+    @property
+    def pg(self) -> postgres.PostgresServer | None:
+        return self.backing.pg
+
+    @pg.setter
+    def pg(self, server: postgres.PostgresServer | None) -> None:
+        self.backing.pg = server
+
+    @property
+    def lake(self) -> s3.S3Server | None:
+        return self.backing.lake
+
+    @lake.setter
+    def lake(self, server: s3.S3Server | None) -> None:
+        self.backing.lake = server
 
     @property
     def logs(self) -> Path:
         return self.state_dir / "logs"
 
     @property
-    def state_file(self) -> Path:
-        return self.state_dir / "stack.json"
+    def base_url(self) -> str:
+        return self.rest.base_url
 
-    # -- services -------------------------------------------------------------------------
+    @property
+    def services(self) -> list[Service]:
+        """The processes that live as long as the platform, newest last (a caller may add its own)."""
+        return self.tracker.services
+
+    @property
+    def backfill_process(self) -> Service | None:
+        return self.tracker.backfill
+
+    # -- services ----------------------------------------------------------------------------
 
     def start_services(self) -> None:
-        """Postgres (embedded unless ``postgres_url``), moto S3, the simulator, the alert sink."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._check_ports()
-        if self.postgres_url:
-            self.pg = postgres.connect_external(self.postgres_url)
-        else:
-            self.pg = postgres.start_embedded(
-                self.state_dir / "postgres", self.ports.postgres, self.logs / "postgres.log"
-            )
-            self._track(self.pg.service)
-        for database in (METADATA_DB, SOURCE_DB, WAREHOUSE_DB):
-            self.pg.ensure_database(database)
-        self.seed_source(history_days=self.history_days)
-        self.lake = s3.start(self.ports.s3, self.logs / "s3.log")
-        self._track(self.lake.service)
-        self.lake.restore(self.state_dir / "s3")
-        self.lake.ensure_bucket("shopstream")
-        # Snapshot the lake before moto (which keeps it in memory only) goes away.
-        self.lake.service.on_stop.append(self._snapshot_s3)
-        self._track(
-            inventory_api.start(
-                self.ports.inventory_api, self.logs / "inventory_api.log", failure_rate=self.failure_rate
-            )
-        )
-        self._track(
-            alert_sink.start(
-                self.ports.alert_sink, self.logs / "alert_sink.log", journal=self.state_dir / "alerts.jsonl"
-            )
-        )
+        self.backing.start()
 
     def attach(self) -> None:
-        """Point at the services of a platform that is already running (for `localdev airflow`)."""
-        if self.postgres_url:
-            self.pg = postgres.connect_external(self.postgres_url)
-        else:
-            self.pg = postgres.PostgresServer("127.0.0.1", self.ports.postgres, postgres.SUPERUSER, postgres.PASSWORD)
-        self.lake = s3.S3Server(endpoint_url=f"http://127.0.0.1:{self.ports.s3}")
+        self.backing.attach()
 
     def seed_source(self, history_days: int = 0) -> int:
-        """Seed the source database's history, then today's orders up to now (idempotent)."""
-        now = datetime.now(UTC)
-        days = [*seed.history(history_days, now.date()), now.date() - timedelta(days=1), now.date()]
-        return seed.seed(self.pg.url(SOURCE_DB), sorted(set(days)), self.data, until=now)
+        return self.backing.seed_source(history_days)
 
-    def _check_ports(self) -> None:
-        wanted = [
-            ("webserver", self.profile.web.name),
-            ("s3", "mocked S3"),
-            ("inventory_api", "inventory API simulator"),
-            ("alert_sink", "alert sink"),
-            ("log_server", "Airflow task log server"),
-        ]
-        if not self.postgres_url:
-            wanted.append(("postgres", "embedded Postgres"))
-        for name, label in wanted:
-            ensure_port_free("127.0.0.1", getattr(self.ports, name), label, Ports.SETTINGS[name])
-
-    def _snapshot_s3(self) -> None:
-        target = self.state_dir / "s3"
-        staging = self.state_dir / "s3.new"
-        try:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            count = self.lake.snapshot(staging)
-        except Exception as err:  # noqa: BLE001 - keep the previous snapshot rather than lose it
-            print(f"warning: could not snapshot the mocked S3 ({err}); kept the previous snapshot", file=sys.stderr)
-            return
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-        print(f"saved {count} S3 objects to {target}")
-
-    def endpoints(self) -> list[str]:
-        """``--endpoint`` arguments that point ``airflow_settings.yaml``'s hosts at this stack."""
-        pg_auth = self.pg.user + (f":{self.pg.password}" if self.pg.password else "")
-        return [
-            f"shopstream-db={pg_auth}@{self.pg.host}:{self.pg.port}",
-            f"moto=127.0.0.1:{self.ports.s3}",
-            f"inventory-api=127.0.0.1:{self.ports.inventory_api}",
-            f"alert-sink=127.0.0.1:{self.ports.alert_sink}",
-        ]
-
-    # -- Airflow --------------------------------------------------------------------------
+    # -- Airflow -----------------------------------------------------------------------------
 
     def _secrets(self) -> dict[str, str]:
-        """The profile's keys (a Fernet key, a web secret and, on Airflow 3, a JWT secret), made once
-        per state folder, never committed."""
-        path = self.state_dir / "secrets.json"
-        values = json.loads(path.read_text()) if path.exists() else {}
-        missing = [name for name in self.profile.secret_names if name not in values]
-        if not missing:
-            return values
-        from cryptography.fernet import Fernet
-
-        for name in missing:
-            values[name] = Fernet.generate_key().decode() if name == "fernet_key" else secrets.token_hex(32)
-        # Created owner-only: written first and narrowed after, the keys would be readable meanwhile.
-        # A file that lacks a key is replaced whole, by a new owner-only file.
-        target = path if not path.exists() else path.with_name("secrets.json.new")
-        target.unlink(missing_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as file:
-            file.write(json.dumps(values))
-        if target != path:
-            target.replace(path)
-        return values
+        return self.environment.secrets()
 
     def airflow_env(self) -> dict[str, str]:
-        """The environment of every Airflow process of this stack."""
-        keys = self._secrets()
-        env = dict(os.environ)
-        env.update(PLATFORM_AIRFLOW_CONFIG)
-        env.update(
-            {
-                "AIRFLOW_HOME": str(self.state_dir / "airflow"),
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder(env)),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder(env)),
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                # A developer's machine also runs the databases: keep task processes to what its
-                # cores can start within the DAG import timeout (raised for the same reason).
-                "AIRFLOW__CORE__PARALLELISM": str(min(16, 4 * (os.cpu_count() or 2))),
-                "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.pg.url(METADATA_DB, driver="postgresql+psycopg2"),
-                # Task logs are served by localdev/log_server.py on loopback (Airflow's own server
-                # binds every interface); the scheduler and triggerer skip theirs.
-                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "localdev.log_server.hostname",
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.log_server),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.log_server),
-            }
-        )
-        # The web process, its login and the settings that Airflow 3 renamed: localdev/profile.py.
-        env.update(self.profile.airflow_env(keys, self.state_dir, self.ports.webserver))
-        return env
+        return self.environment.build()
 
     def run_airflow(
         self, *args: str, env: Mapping[str, str] | None = None, timeout: float | None = None
     ) -> subprocess.CompletedProcess:
-        """Run one ``airflow`` CLI command to completion in this stack's environment (``env``)."""
-        return subprocess.run(
-            [sys.executable, "-m", "airflow", *args],
-            env=dict(env or self.airflow_env()),
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=timeout,
-        )
+        return self.cli.run_airflow(*args, env=env, timeout=timeout)
 
     def airflow(
         self, *args: str, env: Mapping[str, str] | None = None, what: str = "", timeout: float | None = None
     ) -> str:
-        """Run one ``airflow`` CLI command; on failure raise ``LocalDevError`` with its last words."""
-        result = self.run_airflow(*args, env=env, timeout=timeout)
-        if result.returncode != 0:
-            lines = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()
-            message = f"{what or 'airflow ' + ' '.join(args)} failed: {lines[-1]}"
-            raise LocalDevError(message, details="\n".join(lines[-15:]))
-        return result.stdout
+        return self.cli.airflow(*args, env=env, what=what, timeout=timeout)
 
     def apply_settings(self, env: Mapping[str, str] | None = None) -> str:
-        """Apply ``airflow_settings.yaml`` (localdev/settings.py), its hosts pointed at this stack."""
-        command = [sys.executable, "-m", "localdev.settings", "apply", str(ROOT / "airflow_settings.yaml")]
-        for endpoint in self.endpoints():
-            command += ["--endpoint", endpoint]
-        result = subprocess.run(command, env=dict(env or self.airflow_env()), capture_output=True, text=True, cwd=ROOT)
-        if result.returncode != 0:
-            last = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
-            raise LocalDevError(last.removeprefix("error: "))
-        return result.stdout.strip()
-
-    def start_process(self, command: str, env: Mapping[str, str] | None = None, log_name: str = "") -> Service:
-        """One of the profile's Airflow processes (``scheduler``, ``dag-processor``, ``triggerer``,
-        ``webserver`` or ``api-server``) in the background, its output in ``logs/``."""
-        process = self.profile.process(command)
-        service = spawn(
-            process.name,
-            [sys.executable, "-m", "airflow", *process.args],
-            self.logs / (log_name or process.log),
-            env=dict(env or self.airflow_env()),
-            cwd=ROOT,
-        )
-        if process.web:
-            service.url = self.base_url
-        return service
-
-    def start_scheduler(self, env: Mapping[str, str] | None = None, log_name: str = "scheduler.log") -> Service:
-        """``airflow scheduler`` (LocalExecutor) in the background, its output in ``logs/<log_name>``.
-
-        Without Airflow's log server, which would listen on every interface: ``start_log_server``.
-        """
-        return self.start_process("scheduler", env, log_name)
-
-    def start_triggerer(self, env: Mapping[str, str] | None = None) -> Service:
-        """``airflow triggerer``: deferred tasks wait in it and resume when their trigger fires."""
-        return self.start_process("triggerer", env)
-
-    def start_dag_processor(self, env: Mapping[str, str] | None = None) -> Service:
-        """``airflow dag-processor`` (Airflow 3: the scheduler parses no DAG files itself)."""
-        return self.start_process("dag-processor", env)
-
-    def start_web(self, env: Mapping[str, str] | None = None) -> Service:
-        """The UI and REST API: ``airflow webserver`` (Airflow 2) or ``airflow api-server`` (Airflow 3,
-        which also serves the execution API that task processes report to)."""
-        return self.start_process(self.profile.web.args[0], env)
-
-    def start_log_server(self, env: Mapping[str, str] | None = None) -> Service:
-        """Airflow's task log server on 127.0.0.1 (localdev/log_server.py), for the web process."""
-        service = spawn(
-            "Airflow log server",
-            [sys.executable, "-m", "localdev.log_server", str(self.ports.log_server)],
-            self.logs / "log_server.log",
-            env=dict(env or self.airflow_env()),
-            cwd=ROOT,
-        )
-        service.url = f"http://127.0.0.1:{self.ports.log_server}"
-        return service
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.webserver}"
+        return self.cli.apply_settings(env)
 
     def prepare_airflow(self) -> None:
-        """Migrate the metadata database, apply ``airflow_settings.yaml``, create the admin user."""
-        env = self.airflow_env()
-        Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-        self.airflow("db", "migrate", env=env, what="airflow db migrate")
-        print(self.apply_settings(env))
-        self.profile.prepare_state(self.state_dir)
-        for command in self.profile.admin_commands():
-            self.airflow(*command, env=env, what="creating the admin user")
+        self.cli.prepare()
 
     def register_dags(self, env: Mapping[str, str] | None = None) -> None:
-        """Parse the DAG folder once, in one process, and write its DAGs and Datasets.
+        self.cli.register_dags(env)
 
-        A scheduler's first parse runs ``parsing_processes`` files at once, and Airflow 2.10
-        inserts a Dataset with a select-then-insert: two files naming the same Dataset can both
-        insert it, and the loser's file fails with a ``UniqueViolation`` until its next parse.
-        An event on a Dataset that has no row yet is dropped ("DatasetModel ... not found"),
-        so the first day's downstream DAG would never run. Registering first leaves the
-        scheduler only rows to update.
-        """
-        self.airflow("dags", "reserialize", env=env, what="registering the DAGs and their Datasets")
+    def start_scheduler(self, env: Mapping[str, str] | None = None, log_name: str = "scheduler.log") -> Service:
+        return self.airflow_processes.scheduler(env, log_name)
+
+    def start_triggerer(self, env: Mapping[str, str] | None = None) -> Service:
+        return self.airflow_processes.triggerer(env)
+
+    def start_dag_processor(self, env: Mapping[str, str] | None = None) -> Service:
+        return self.airflow_processes.dag_processor(env)
+
+    def start_web(self, env: Mapping[str, str] | None = None) -> Service:
+        return self.airflow_processes.web(env)
+
+    def start_log_server(self, env: Mapping[str, str] | None = None) -> Service:
+        return self.airflow_processes.log_server(env)
 
     def start_airflow(self) -> dict[str, str]:
         """The profile's Airflow processes (localdev/profile.py) and the log server; wait until the
@@ -393,248 +181,68 @@ class Stack:
         """
         env = self.airflow_env()
         self.register_dags(env)
-        self._track(self.start_scheduler(env))
+        self.tracker.track(self.start_scheduler(env))
         starters = {"dag-processor": self.start_dag_processor, "triggerer": self.start_triggerer}
         for process in self.profile.processes:
             if process.args[0] in starters:
-                self._track(starters[process.args[0]](env))
-        self._track(self.start_log_server(env))
+                self.tracker.track(starters[process.args[0]](env))
+        self.tracker.track(self.start_log_server(env))
         web = self.start_web(env)
-        self._track(web)
+        self.tracker.track(web)
 
         expected = dag_ids(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]))
         errors: dict[str, str] = {}
 
         def up() -> bool:
             # Healthy, and every DAG parsed: the scheduler registers them some seconds after /health.
-            if not self.healthy():
+            if not self.rest.healthy():
                 return False
-            missing = expected - self.listed_dag_ids()
+            missing = expected - self.rest.listed_dag_ids()
             if missing:
                 errors.clear()
-                errors.update(self.import_errors())
+                errors.update(self.rest.import_errors())
             return missing <= {Path(name).stem for name in errors}
 
         wait_until(up, web, timeout=240, what=f"healthy, with the REST API listing all {len(expected)} DAGs")
         return errors
 
-    def healthy(self) -> bool:
-        """Whether the web process's health endpoint says every part of this profile is healthy."""
-        health = self.api("GET", "/health")
-        return all((health.get(part) or {}).get("status") == "healthy" for part in self.profile.healthy_parts)
-
-    def listed_dag_ids(self) -> set[str]:
-        """The DAG ids the REST API lists."""
-        return {dag["dag_id"] for dag in self.api("GET", "/dags?limit=100")["dags"]}
-
-    def import_errors(self) -> dict[str, str]:
-        """DAG files that do not import, as the REST API lists them: file name -> the error's last line."""
-        errors = {}
-        for error in self.api("GET", "/importErrors?limit=100")["import_errors"]:
-            lines = (error.get("stack_trace") or "").strip().splitlines()
-            errors[Path(error["filename"]).name] = lines[-1] if lines else ""
-        return errors
-
-    def api(self, method: str, path: str, body: dict | None = None) -> dict:
-        """One call to the REST API (``/api/v1`` or ``/api/v2`` + ``path``) as the admin user."""
-        return call_api(self.profile, self.base_url, method, path, body)
+    # -- the databases -----------------------------------------------------------------------
 
     def query(self, database: str, statement: str, params=None) -> list[dict]:
-        """Rows of one statement on one of the stack's databases, as dicts (none for a command)."""
-        conn = self.pg.connect(database)
-        try:
-            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                cur.execute(statement, params)
-                return [dict(row) for row in cur.fetchall()] if cur.description else []
-        finally:
-            conn.close()
+        return self.db.query(database, statement, params)
 
     def metadata(self, statement: str, params=None) -> list[dict]:
-        """Rows of one statement on Airflow's metadata database.
+        return self.db.metadata(statement, params)
 
-        Written with Airflow 2's names (``execution_date``, the ``dataset`` tables); on Airflow 3
-        they are rewritten to its own (``logical_date``, the ``asset`` tables).
-        """
-        return self.query(METADATA_DB, self.profile.sql(statement), params)
+    # -- the history backfill ----------------------------------------------------------------
 
     def start_backfill(self, days: int) -> backfill.Backfill | None:
-        """Backfill the ``days`` days before the scheduler's own run, in the background (localdev/backfill.py)."""
-        if days == 0:
-            return None
-        return self.backfill(backfill.logical_dates(days, datetime.now(UTC)))
+        return self.backfills.start(days)
 
     def backfill(self, dates: list[datetime], env: dict[str, str] | None = None) -> backfill.Backfill:
-        """Backfill the days of ``dates`` whose sales run has not succeeded, in the background;
-        ``resume_backfill`` looks after it. ``env``: the backfill's environment (``airflow_env()``)."""
-        history = backfill.Backfill(dates=dates, query=self.metadata)
-        missing = history.missing()
-        history.reported = {day for day in history.dates if day not in missing}
-        if missing:
-            self._backfill_env = env
-            self._spawn_backfill(history, missing)
-        return history
+        return self.backfills.backfill(dates, env)
 
     def resume_backfill(self, history: backfill.Backfill) -> str | None:
-        """Start the backfill again when it ended with days left unfinished.
-
-        Airflow 2's backfill process can die under it (a metadata-database deadlock with the
-        scheduler, a killed process); its runs then stay running and nothing else moves them.
-        Airflow 3's scheduler runs a recorded backfill; one marked complete with days unfinished
-        is recorded again. While Airflow 2's backfill runs, its tasks whose process ended without
-        recording a state are set up for retry (``Backfill.requeue_orphans``). Returns what
-        happened, for the terminal, or None.
-        """
-        if self.backfill_running():
-            if self.profile.backfill_is_a_process:
-                return "\n".join(history.requeue_orphans()) or None
-            return None
-        process = self.backfill_process
-        if self.profile.backfill_is_a_process and process is None:
-            return None
-        left = history.unfinished()
-        if not left:
-            return None
-        how = f"exit code {process.process.returncode}, log {process.log_path}" if process else "its backfill completed"
-        if history.restarts >= backfill.MAX_RESTARTS:
-            self.backfill_process = None
-            self._write_state()
-            return f"history: the backfill stopped {history.restarts + 1} times ({how}); {len(left)} days not ingested"
-        history.restarts += 1
-        history.retrying.update(left)
-        self._spawn_backfill(history, left)
-        return f"history: the backfill stopped ({how}); restarted for the {len(left)} unfinished days"
+        return self.backfills.resume(history)
 
     def backfill_running(self) -> bool:
-        if self.profile.backfill_is_a_process:
-            return self.backfill_process is not None and self.backfill_process.running()
-        return bool(
-            self.metadata(
-                "SELECT id FROM backfill WHERE dag_id = %s AND completed_at IS NULL AND NOT coalesce(is_paused, false)",
-                (backfill.DAG_ID,),
-            )
-        )
-
-    def _spawn_backfill(self, history: backfill.Backfill, days: list[datetime]) -> None:
-        if not self.profile.backfill_is_a_process and self.backfill_running():
-            return  # Airflow 3: a backfill recorded by an earlier run; the scheduler carries it on
-        for run_id in history.unfinished_run_ids():
-            # Left running by a backfill that was stopped: failed, so that the backfill redoes it.
-            self.api("PATCH", f"/dags/{backfill.DAG_ID}/dagRuns/{run_id}", {"state": "failed"})
-        args = self.profile.backfill_args(backfill.DAG_ID, days[0], days[-1])
-        if not self.profile.backfill_is_a_process:
-            # Airflow 3: recorded in the metadata database; the scheduler runs it.
-            self.airflow(*args, what="recording the history backfill")
-            return
-        self.backfill_process = spawn(
-            "Airflow backfill",
-            [sys.executable, "-m", "airflow", *args],
-            self.logs / "backfill.log",
-            env=self._backfill_env or self.airflow_env(),
-            cwd=ROOT,
-        )
-        self._write_state()
+        return self.backfills.running()
 
     def rerun_report(self, run_id: str) -> list[str]:
-        """Clear the ``daily_reports`` tasks of one analytics run, so that the scheduler runs them again."""
-        tasks = self.api("GET", f"/dags/{backfill.REPORTS_DAG_ID}/tasks")["tasks"]
-        task_ids = [t["task_id"] for t in tasks if t["task_id"].startswith(backfill.REPORT_TASKS)]
-        task_ids.append("drop_staging")  # the re-run's build table goes at its end, as a run's does
-        self.api(
-            "POST",
-            f"/dags/{backfill.REPORTS_DAG_ID}/clearTaskInstances",
-            {
-                "dry_run": False,
-                "dag_run_id": run_id,
-                "task_ids": task_ids,
-                "reset_dag_runs": True,
-                "only_failed": False,
-            },
-        )
-        return task_ids
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def _track(self, service: Service) -> None:
-        self.services.append(service)
-        self._write_state()
-
-    def _write_state(self) -> None:
-        self.state_file.write_text(
-            json.dumps({"runner_pid": os.getpid(), "services": {s.name: s.pid for s in self.background()}}, indent=2)
-        )
-
-    def background(self) -> list[Service]:
-        """Every process this stack started: the services, and the backfill while it runs."""
-        return [*self.services, *([self.backfill_process] if self.backfill_process else [])]
-
-    def check_alive(self) -> None:
-        for service in self.services:
-            if not service.running():
-                raise LocalDevError(
-                    f"the {service.name} stopped unexpectedly (exit code {service.process.returncode}); "
-                    f"its log is {service.log_path}"
-                )
+        return self.backfills.rerun_report(run_id)
 
     def stop_backfill(self) -> None:
-        """Stop Airflow 2's backfill process and its tasks (Airflow 3's backfills are the scheduler's)."""
-        if self.backfill_process and self.backfill_process.running():
-            self.backfill_process.stop()
+        self.tracker.stop_backfill()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def check_alive(self) -> None:
+        self.tracker.check_alive()
 
     def stop(self) -> None:
         """Stop every process this stack started, newest first."""
-        self.stop_backfill()
-        while self.services:
-            service = self.services.pop()
-            try:
-                service.stop()
-            except Exception as err:  # noqa: BLE001 - keep stopping the others
-                print(f"warning: stopping the {service.name}: {err}", file=sys.stderr)
-        self.state_file.unlink(missing_ok=True)
+        self.tracker.stop()
 
 
-def stop_recorded(state_dir: Path, timeout: float = 90.0) -> list[str]:
-    """Stop a stack started by another process (``make stop``); return what was stopped."""
-    state_file = state_dir / "stack.json"
-    stopped = []
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
-        runner = state.get("runner_pid")
-        if runner and pid_alive(runner):
-            # The runner stops its own children (and snapshots S3) on SIGTERM.
-            os.kill(runner, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while pid_alive(runner) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            stopped.append(f"runner (pid {runner})")
-        for name, pid in state.get("services", {}).items():
-            if pid_alive(pid):
-                stop_process_group(pid)
-                stopped.append(f"{name} (pid {pid})")
-        state_file.unlink(missing_ok=True)
-    leftover = postgres.running_postmaster(state_dir / "postgres")
-    if leftover:
-        os.kill(leftover, signal.SIGINT)
-        deadline = time.monotonic() + 30
-        while pid_alive(leftover) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        stopped.append(f"embedded Postgres (pid {leftover})")
-    return stopped
-
-
-def ensure_not_running(state_dir: Path) -> None:
-    state_file = state_dir / "stack.json"
-    if state_file.exists():
-        runner = json.loads(state_file.read_text()).get("runner_pid")
-        if runner and runner != os.getpid() and pid_alive(runner):
-            raise LocalDevError(f"the local platform is already running (pid {runner}); `make stop` stops it")
-
-
-__all__ = [
-    "ADMIN_PASSWORD",
-    "ADMIN_USER",
-    "Ports",
-    "Stack",
-    "ensure_not_running",
-    "ensure_port_free",
-    "stop_recorded",
-]
+# The tests and the benchmarks import these from here; each lives in the module that owns it.
+__all__ = ["METADATA_DB", "PLATFORM_AIRFLOW_CONFIG", "ROOT", "SOURCE_DB", "WAREHOUSE_DB", "Ports", "Stack"]
