@@ -30,7 +30,7 @@ from datetime import time as clock
 
 from bench.platform import BenchPlatform, run_measured
 from bench.stats import BenchError, label, summarize
-from include.shopstream.warehouse import sql
+from include.shopstream.platform.warehouse import sql
 from localdev import seed
 from localdev.generator import Scale, ShopStreamData
 

@@ -10,7 +10,7 @@ The baseline, the sensor approach the design rejects, is computed, not measured:
 spread evenly over the interval, so p50 = 30 s and p95 = 57 s, before the scheduler has even
 started the task after the sensor. Measuring it would take an hour for 20 events.
 
-On Airflow 3 a Dataset is an Asset: the same DAGs (written with ``include.shopstream.compat``'s
+On Airflow 3 a Dataset is an Asset: the same DAGs (written with ``include.shopstream.platform.compat``'s
 names) and the same query on the metadata's Asset tables (``Profile.sql``) measure the same thing.
 """
 
@@ -33,7 +33,7 @@ DAG_FILE = '''"""Benchmark-only DAGs (bench.latency): Dataset events and their c
 
 from datetime import datetime, timedelta
 
-from include.shopstream.compat import DAG, Dataset, EmptyOperator, task
+from include.shopstream.platform.compat import DAG, Dataset, EmptyOperator, task
 
 EVENT = Dataset("s3://shopstream/bench/latency")
 START = datetime.fromisoformat("{start}")

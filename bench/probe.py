@@ -109,7 +109,7 @@ def facts() -> dict:
 
     from airflow.configuration import conf
 
-    from include.shopstream import sql_steps
+    from include.shopstream.platform import sql_steps
 
     def installed(name: str) -> str | None:
         try:

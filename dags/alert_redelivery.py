@@ -7,13 +7,13 @@ accepted (Slack messages say they are late; a PagerDuty event keeps its dedup ke
 event for the same incident replaces a queued one). An alert not accepted for a day is reported
 straight to Slack and PagerDuty (one incident) and kept. It also resolves the open incidents (`ops.open_incident`) whose
 task has since succeeded where no success callback saw it, e.g. marked success in the UI, and
-ages out finished rows. See `include/shopstream/outbox.py` and docs/failure-handling.md (Alerts).
+ages out finished rows. See `include/shopstream/ops/outbox.py` and docs/failure-handling.md (Alerts).
 """
 
-from include.shopstream import outbox, policies
+from include.shopstream.ops import outbox, policies
 
 # airflow: the DAG processor's safe mode reads only files that name it; compat imports it.
-from include.shopstream.compat import CronDataIntervalTimetable, dag
+from include.shopstream.platform.compat import CronDataIntervalTimetable, dag
 
 
 @dag(

@@ -8,15 +8,15 @@ shortly after the 02:00 ingest), never on stale data. **daily_reports** writes
 (skipped otherwise); **ml_feature_pipeline** writes per-customer features as Parquet.
 """
 
-from include.shopstream import policies
+from include.shopstream.ops import policies
+from include.shopstream.pipelines.features import ml_feature_pipeline
+from include.shopstream.pipelines.reports import daily_reports, weekly_analytics
 
 # airflow: the DAG processor's safe mode reads only files that name it; compat imports it.
-from include.shopstream.compat import dag
-from include.shopstream.datasets import GOLD_CUSTOMER_360, GOLD_ORDERS
-from include.shopstream.features import ml_feature_pipeline
-from include.shopstream.names import TEMPLATE_SEARCHPATH
-from include.shopstream.reports import daily_reports, weekly_analytics
-from include.shopstream.tasks import drop_staging, report_date
+from include.shopstream.platform.compat import dag
+from include.shopstream.platform.datasets import GOLD_CUSTOMER_360, GOLD_ORDERS
+from include.shopstream.platform.names import TEMPLATE_SEARCHPATH
+from include.shopstream.platform.tasks import drop_staging, report_date
 
 
 @dag(

@@ -15,17 +15,17 @@ by whether `orders_etl.announce_orders` succeeded, in any run of that date, by t
 
 A check triggered by hand judges the date its logical date names, and pages even for a date
 before the platform's first run. Each check task returns, and logs, one line per date judged.
-The check reads the runs through `include/shopstream/run_states.py`, never in a session of its
+The check reads the runs through `include/shopstream/platform/run_states.py`, never in a session of its
 own; the orders Dataset is its inlet. Why a DAG and not Airflow's task SLA, and why Airflow 3's
 Deadline Alerts complement this check rather than replace it (a deadline exists only for a run
 that was created), is explained in docs/failure-handling.md (The 04:00 page) and in
-`include/shopstream/deadlines.py`.
+`include/shopstream/ops/deadlines.py`.
 """
 
-from include.shopstream import deadlines, policies
+from include.shopstream.ops import deadlines, policies
 
 # airflow: the DAG processor's safe mode reads only files that name it; compat imports it.
-from include.shopstream.compat import CronTriggerTimetable, dag
+from include.shopstream.platform.compat import CronTriggerTimetable, dag
 
 
 @dag(

@@ -8,13 +8,13 @@ stock into `gold.product_catalog`. Publishes `s3://shopstream/gold/inventory` an
 `s3://shopstream/gold/product_catalog`.
 """
 
-from include.shopstream import policies
+from include.shopstream.ops import policies
+from include.shopstream.pipelines.inventory import inventory_sync, product_catalog
 
 # airflow: the DAG processor's safe mode reads only files that name it; compat imports it.
-from include.shopstream.compat import CronDataIntervalTimetable, dag
-from include.shopstream.inventory import inventory_sync, product_catalog
-from include.shopstream.names import TEMPLATE_SEARCHPATH
-from include.shopstream.tasks import drop_staging
+from include.shopstream.platform.compat import CronDataIntervalTimetable, dag
+from include.shopstream.platform.names import TEMPLATE_SEARCHPATH
+from include.shopstream.platform.tasks import drop_staging
 
 
 @dag(

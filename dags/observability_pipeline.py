@@ -8,13 +8,13 @@ counts, nulls, key uniqueness, referential integrity and freshness. Any breach f
 to the lake (its extra link opens the file).
 """
 
-from include.shopstream import policies
+from include.shopstream.ops import policies
+from include.shopstream.pipelines.quality import data_quality_checks
+from include.shopstream.pipelines.quality_results import quality_results
 
 # airflow: the DAG processor's safe mode reads only files that name it; compat imports it.
-from include.shopstream.compat import DatasetAny, dag
-from include.shopstream.datasets import PUBLISHED
-from include.shopstream.quality import data_quality_checks
-from include.shopstream.quality_results import quality_results
+from include.shopstream.platform.compat import DatasetAny, dag
+from include.shopstream.platform.datasets import PUBLISHED
 
 
 @dag(

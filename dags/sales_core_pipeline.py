@@ -12,14 +12,15 @@ alert and a PagerDuty incident). If `orders_etl` has not finished by 04:00 UTC, 
 `ingest_deadline` DAG pages the same way.
 """
 
-from include.shopstream import policies, schedules
+from include.shopstream.ops import policies
+from include.shopstream.pipelines.customers import customer_360
+from include.shopstream.pipelines.orders import orders_etl
 
 # airflow: the DAG processor's safe mode reads only files that name it; compat imports it.
-from include.shopstream.compat import CronDataIntervalTimetable, dag
-from include.shopstream.customers import customer_360
-from include.shopstream.names import TEMPLATE_SEARCHPATH
-from include.shopstream.orders import orders_etl
-from include.shopstream.tasks import drop_staging
+from include.shopstream.platform import schedules
+from include.shopstream.platform.compat import CronDataIntervalTimetable, dag
+from include.shopstream.platform.names import TEMPLATE_SEARCHPATH
+from include.shopstream.platform.tasks import drop_staging
 
 
 @dag(

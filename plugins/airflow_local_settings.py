@@ -9,6 +9,6 @@ from __future__ import annotations
 
 
 def task_policy(task) -> None:
-    from include.shopstream.warehouse import fail_fast_on_data_errors
+    from include.shopstream.platform.warehouse import fail_fast_on_data_errors
 
     fail_fast_on_data_errors(task)

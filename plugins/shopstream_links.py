@@ -1,4 +1,4 @@
-"""Registers the project's operator extra links (include/shopstream/links.py) with Airflow.
+"""Registers the project's operator extra links (include/shopstream/ops/links.py) with Airflow.
 
 The webserver rebuilds a task's links from the serialized DAG, and only for link classes that
 a plugin names; without this plugin the buttons would not appear.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from include.shopstream import links
+from include.shopstream.ops import links
 
 
 class ShopStreamLinksPlugin(AirflowPlugin):

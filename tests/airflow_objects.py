@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from include.shopstream.compat import AIRFLOW_3
+from include.shopstream.platform.compat import AIRFLOW_3
 
 
 def scheduler_task(dag, task_id: str):

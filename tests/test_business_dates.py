@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pendulum
 
-from include.shopstream import alerting, deadlines
-from include.shopstream.business_dates import business_date, interval_start
-from include.shopstream.compat import EVENT_TRIGGERED, TRIGGERING_EVENTS
-from include.shopstream.events import business_date_reported
+from include.shopstream.ops import alerting, deadlines
+from include.shopstream.platform.business_dates import business_date, interval_start
+from include.shopstream.platform.compat import EVENT_TRIGGERED, TRIGGERING_EVENTS
+from include.shopstream.platform.events import business_date_reported
 
 START = pendulum.datetime(2026, 11, 23, 2, tz="UTC")  # the interval of the run that starts at 02:00 on the 24th
 
@@ -68,9 +68,9 @@ def test_a_consumer_run_without_event_dates_reports_on_its_own_business_date():
 
 
 def test_a_producer_announces_its_business_date_and_a_consumer_its_report_date():
-    from include.shopstream.compat import DAG
-    from include.shopstream.outputs import DAILY_REPORTS, ORDERS
-    from include.shopstream.tasks import announce
+    from include.shopstream.platform.compat import DAG
+    from include.shopstream.platform.outputs import DAILY_REPORTS, ORDERS
+    from include.shopstream.platform.tasks import announce
 
     with DAG("announcing", start_date=START, schedule=None):
         producer = announce(ORDERS).operator.python_callable

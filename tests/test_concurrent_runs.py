@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.shopstream import sql_steps
-from include.shopstream.names import STAGING
-from include.shopstream.sql_steps import table
-from include.shopstream.warehouse import RUN_KEY_TEMPLATE, run_key, sql, staging_name
+from include.shopstream.platform import sql_steps
+from include.shopstream.platform.names import STAGING
+from include.shopstream.platform.sql_steps import table
+from include.shopstream.platform.warehouse import RUN_KEY_TEMPLATE, run_key, sql, staging_name
 
 DATABASE = "shopstream_concurrent_runs"
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -23,7 +23,7 @@ T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 def render(template: str, dag_id: str, run_id: str) -> str:
     from airflow import macros
 
-    from include.shopstream.compat import DAG
+    from include.shopstream.platform.compat import DAG
 
     dag = DAG(dag_id, start_date=T0, schedule=None)
     return dag.get_template_env().from_string(template).render(dag=dag, run_id=run_id, macros=macros)
@@ -55,7 +55,7 @@ def test_a_steps_staging_table_is_rendered_for_the_run_and_gold_is_left_as_it_is
     runner does before ``execute``); a gold table's name has nothing to render."""
     from airflow import macros
 
-    from include.shopstream.compat import DAG
+    from include.shopstream.platform.compat import DAG
 
     with DAG("sales_core_pipeline", start_date=T0, schedule=None) as dag:
         load = sql_steps.load_file(
@@ -110,7 +110,7 @@ def stage_orders(pg_server, name: str, rows: list[tuple]) -> None:
 
 def merge_orders(source: str) -> None:
     """merge_orders' statement on the chosen SQL back-end."""
-    from include.shopstream.orders import GOLD_ORDER_COLUMNS
+    from include.shopstream.pipelines.orders import GOLD_ORDER_COLUMNS
 
     sql_steps.merge_into("gold.orders", f"{STAGING}.{source}", GOLD_ORDER_COLUMNS, ["order_id"])
 
@@ -162,7 +162,7 @@ def test_a_merge_waiting_on_a_newer_uncommitted_version_leaves_the_newer_one(con
 def test_an_older_customer_360_build_is_not_swapped_in_after_a_newer_one(connected):
     from contextlib import closing
 
-    from include.shopstream.warehouse import gold_writes, replace_rows, warehouse_hook
+    from include.shopstream.platform.warehouse import gold_writes, replace_rows, warehouse_hook
 
     def writes() -> int:
         with closing(warehouse_hook().get_conn()) as conn, conn.cursor() as cur:
@@ -178,7 +178,7 @@ def test_an_older_customer_360_build_is_not_swapped_in_after_a_newer_one(connect
                 (customer_id,),
             )
 
-    from include.shopstream.customers import COLUMNS
+    from include.shopstream.pipelines.customers import COLUMNS
 
     query(connected, "TRUNCATE gold.customer_360")
     query(connected, "DELETE FROM staging.swaps")
@@ -201,7 +201,7 @@ def test_an_older_customer_360_build_is_not_swapped_in_after_a_newer_one(connect
 
 @pytest.mark.services
 def test_a_run_drops_its_staging_tables_and_those_of_runs_gone_for_days(connected):
-    from include.shopstream.warehouse import claim_staging, drop_staging
+    from include.shopstream.platform.warehouse import claim_staging, drop_staging
 
     mine = ("sales_core_pipeline", "manual__2026-11-24T02:00:00+00:00")
     running = ("sales_core_pipeline", "backfill__2026-11-23T02:00:00+00:00")

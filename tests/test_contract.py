@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from include.shopstream.contract import ContractError, check_rows, problems_query, read_contract
-from include.shopstream.orders import RAW_ORDER_COLUMNS
-from include.shopstream.warehouse import sql
+from include.shopstream.pipelines.orders import RAW_ORDER_COLUMNS
+from include.shopstream.platform.contract import ContractError, check_rows, problems_query, read_contract
+from include.shopstream.platform.warehouse import sql
 
 pytestmark = pytest.mark.services
 
@@ -178,7 +178,7 @@ ITEM = {"sku": "A", "warehouse": "AMS", "on_hand": 3, "reserved": 1, "as_of": "2
 
 
 def item_problems(conn, *items: dict) -> list[str]:
-    from include.shopstream.inventory import item_problems as check
+    from include.shopstream.pipelines.inventory import item_problems as check
 
     return check(conn, [{**ITEM, **item} for item in items])
 
@@ -234,7 +234,7 @@ def test_an_order_of_no_units_is_caught(conn):
 
 def test_a_failure_message_names_the_item_and_rule_without_its_values(conn):
     """fetch_stock's failure becomes an alert: the quarantine file keeps the values, the message does not."""
-    from include.shopstream.inventory import first_problem
+    from include.shopstream.pipelines.inventory import first_problem
 
     changes = ({"warehouse": "Jane Roe's shed", "reserved": 5}, {"on_hand": "2.5x"})
     items = [{**ITEM, **change} for change in changes]
@@ -247,7 +247,7 @@ def test_a_failure_message_names_the_item_and_rule_without_its_values(conn):
 
 
 def test_a_reasons_rule_keeps_no_value():
-    from include.shopstream.contract import rule_of
+    from include.shopstream.platform.contract import rule_of
 
     assert rule_of("breaks known_status ((status = ANY (ARRAY['paid'::text]))): status='Jane, Roe'") == (
         "breaks known_status"

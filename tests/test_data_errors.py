@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy.exc
 from airflow.exceptions import AirflowFailException
 
-from include.shopstream.alerting import error_text
-from include.shopstream.warehouse import (
+from include.shopstream.ops.alerting import error_text
+from include.shopstream.platform.warehouse import (
     data_error_message,
     data_errors_fail,
     fail_fast_on_data_errors,
@@ -156,7 +156,7 @@ def test_a_swap_that_breaks_a_constraint_names_the_offending_keys(warehouse, war
 
 
 def test_the_task_policy_fails_any_task_fast_on_a_data_error(warehouse):
-    from include.shopstream.compat import DAG, task
+    from include.shopstream.platform.compat import DAG, task
 
     def failing(statement):
         @task

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from include.shopstream import deadlines, outputs, run_states
+from include.shopstream.ops import deadlines
+from include.shopstream.platform import outputs, run_states
 
 DUE = datetime(2030, 3, 5, 4, tzinfo=UTC)  # the deadline of business date 2030-03-04
 START, END = datetime(2030, 3, 4, 2, tzinfo=UTC), datetime(2030, 3, 5, 2, tzinfo=UTC)
@@ -72,7 +73,7 @@ def test_a_missed_date_names_each_runs_state():
 
 
 def test_the_orders_dataset_is_the_checks_inlet():
-    from include.shopstream.compat import DAG
+    from include.shopstream.platform.compat import DAG
 
     with DAG("probe_ingest_deadline", schedule=None, start_date=START):
         check = deadlines.check_deadline(deadlines.INGEST.name)

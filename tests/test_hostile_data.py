@@ -198,7 +198,7 @@ def connect(pg_server, database: str):
 
 @pytest.fixture(scope="module")
 def databases(pg_server):
-    from include.shopstream.warehouse import sql
+    from include.shopstream.platform.warehouse import sql
 
     for name in (SOURCE_DB, WAREHOUSE_DB):
         pg_server.ensure_database(name)
@@ -236,7 +236,7 @@ def seed(pg_server, source: dict) -> None:
 
 def extract_csv(pg_server, query_file: str, params: dict) -> tuple[bytes, int]:
     """What extract_from_source writes to the lake: the same query, through the same COPY."""
-    from include.shopstream.warehouse import sql
+    from include.shopstream.platform.warehouse import sql
 
     with connect(pg_server, SOURCE_DB) as conn, conn.cursor() as cur:
         statement = cur.mogrify(sql(query_file), params).decode()
@@ -249,8 +249,8 @@ def load(csv: bytes, tmp_path, name: str, columns, text_as_is: bool = False) -> 
     """load_file's path on the chosen back-end (the SDK reads and COPYs it; the providers COPY it)."""
     from sqlalchemy import Column
 
-    from include.shopstream import sql_steps
-    from include.shopstream.names import STAGING
+    from include.shopstream.platform import sql_steps
+    from include.shopstream.platform.names import STAGING
 
     path = tmp_path / f"{name}.csv"
     path.write_bytes(csv)
@@ -269,7 +269,7 @@ PLAIN = {
 
 def transform(pg_server, sql_file: str, output: str, tables: dict, params: dict | None = None) -> None:
     """aql.transform_file: the template's tables become identifiers, its other values are bound."""
-    from include.shopstream.warehouse import sql
+    from include.shopstream.platform.warehouse import sql
 
     def render(match):
         name = match.group(1)
@@ -283,7 +283,7 @@ def transform(pg_server, sql_file: str, output: str, tables: dict, params: dict 
 
 def merge(source: str, target: str, columns, keys) -> None:
     """merge's statement on the chosen back-end."""
-    from include.shopstream import sql_steps
+    from include.shopstream.platform import sql_steps
 
     sql_steps.merge_into(target, source, columns, keys)
 
@@ -299,8 +299,9 @@ def run_day(pg_server, tmp_path, known=()) -> dict:
     from airflow.exceptions import AirflowFailException
     from sqlalchemy import Column, Text
 
-    from include.shopstream import customers, features, orders, reports, sql_steps
-    from include.shopstream.warehouse import replace_rows
+    from include.shopstream.pipelines import customers, features, orders, reports
+    from include.shopstream.platform import sql_steps
+    from include.shopstream.platform.warehouse import replace_rows
 
     warehouse(pg_server, "TRUNCATE gold.orders, gold.customers, gold.customer_360, gold.daily_reports")
     warehouse(pg_server, "TRUNCATE gold.weekly_analytics, gold.weekly_top_products")
@@ -377,7 +378,7 @@ def quality_breaches(pg_server) -> list[str]:
 
     Row counts and freshness are left out: one generated day can leave a report empty.
     """
-    from include.shopstream.quality import TABLES
+    from include.shopstream.pipelines.quality import TABLES
 
     compare = {"equal_to": "=", "geq_to": ">=", "leq_to": "<=", "greater_than": ">", "less_than": "<"}
     measure = {

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from airflow.exceptions import AirflowException, AirflowFailException
 
-from include.shopstream.inventory import fetch_stock
+from include.shopstream.pipelines.inventory import fetch_stock
 
 pytestmark = pytest.mark.devtools
 

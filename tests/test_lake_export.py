@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from include.shopstream.lake import export_query_to_parquet
-from include.shopstream.names import BUCKET, sql
-from include.shopstream.outputs import ORDERS
+from include.shopstream.platform.lake import export_query_to_parquet
+from include.shopstream.platform.names import BUCKET, sql
+from include.shopstream.platform.outputs import ORDERS
 
 pytestmark = pytest.mark.services
 

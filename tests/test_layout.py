@@ -58,10 +58,10 @@ MOVED_MODULES = (
 )
 MOVED_NAMES = {"airflow": {"Dataset", "DAG", "__version__"}, "airflow.models": {"Variable", "BaseOperator", "XCom"}}
 VERSION_NAMES = {"AIRFLOW_3", "AIRFLOW_VERSION"}
-COMPAT = "include/shopstream/compat.py"
-SQL_STEPS = "include/shopstream/sql_steps/"
+COMPAT = "include/shopstream/platform/compat.py"
+SQL_STEPS = "include/shopstream/platform/sql_steps/"
 # The back-ends that choose by the Airflow version: the SQL steps and the run-state questions.
-BACK_ENDS = (SQL_STEPS, "include/shopstream/run_states.py")
+BACK_ENDS = (SQL_STEPS, "include/shopstream/platform/run_states.py")
 
 
 def version_dependent(source: str) -> list[str]:
@@ -98,7 +98,7 @@ def test_only_compat_knows_where_airflow_keeps_things_and_which_airflow_runs():
         and (wrong := version_dependent(path.read_text()))
         # The back-end choice (the Astro SDK runs on Airflow 2 only; the Task SDK's run-state calls
         # on Airflow 3 only) is the back-ends' own.
-        and not (relative.startswith(BACK_ENDS) and set(wrong) <= {"include.shopstream.compat.AIRFLOW_3"})
+        and not (relative.startswith(BACK_ENDS) and set(wrong) <= {"include.shopstream.platform.compat.AIRFLOW_3"})
     }
     assert found == {}
     assert version_dependent((PROJECT / COMPAT).read_text()), "compat.py is where the homes are named"
@@ -107,7 +107,7 @@ def test_only_compat_knows_where_airflow_keeps_things_and_which_airflow_runs():
 def test_the_version_check_sees_every_way_of_asking():
     source = (
         "from airflow.decorators import task\nimport airflow.datasets\nfrom airflow.models import Variable, DagRun\n"
-        "from airflow import __version__\nfrom include.shopstream.compat import AIRFLOW_3, task\n"
+        "from airflow import __version__\nfrom include.shopstream.platform.compat import AIRFLOW_3, task\n"
         "def f():\n    import airflow\n    return airflow.__version__\n"
     )
     assert version_dependent(source) == [
@@ -115,10 +115,12 @@ def test_the_version_check_sees_every_way_of_asking():
         "airflow.datasets",
         "airflow.decorators",
         "airflow.models.Variable",
-        "include.shopstream.compat.AIRFLOW_3",
+        "include.shopstream.platform.compat.AIRFLOW_3",
     ]
     assert (
-        version_dependent("from include.shopstream.compat import Dataset, task\nfrom airflow.models import DagRun\n")
+        version_dependent(
+            "from include.shopstream.platform.compat import Dataset, task\nfrom airflow.models import DagRun\n"
+        )
         == []
     )
 
@@ -135,7 +137,7 @@ def test_only_the_sdk_back_end_imports_the_astro_sdk():
 
 # names.py spells the connection ids, the pools and the lake's bucket; the other deployed modules
 # import them. Docstrings may show an example URI: they are read, not run.
-NAMES = "include/shopstream/names.py"
+NAMES = "include/shopstream/platform/names.py"
 
 
 def spelled_names(source: str, names: set[str], bucket: str) -> list[str]:
@@ -175,7 +177,7 @@ def spelled_names(source: str, names: set[str], bucket: str) -> list[str]:
 
 
 def test_only_names_spells_the_connections_pools_and_bucket():
-    from include.shopstream import names
+    from include.shopstream.platform import names
 
     spelled = {value for key, value in vars(names).items() if key.endswith(("_CONN_ID", "_POOL"))}
     assert {"shopstream_warehouse", "aws_default", "slack_alerts", "shopstream_source_db"} <= spelled
@@ -204,3 +206,44 @@ def test_the_names_check_sees_literals_and_f_strings_but_not_docstrings():
         "line 6: 's3://shopstream/{}'",
         "line 6: 'in s3://shopstream/{}'",
     ]
+
+
+# The rooms of include/shopstream/: each imports only the rooms before it, so a pipeline may
+# use the platform and ops, ops may use the platform, and the platform stands alone.
+ROOMS = ("platform", "ops", "pipelines")
+
+
+def room_imports(path) -> set[str]:
+    """The rooms of include/shopstream/ that one module imports from (other than its own)."""
+    rooms = set()
+    for module in imported_modules(path.read_text()):
+        parts = module.split(".")
+        if parts[:2] == ["include", "shopstream"] and len(parts) > 2 and parts[2] in ROOMS:
+            rooms.add(parts[2])
+    for node in ast.walk(ast.parse(path.read_text())):  # from include.shopstream import <room>
+        if isinstance(node, ast.ImportFrom) and node.module == "include.shopstream":
+            rooms.update(alias.name for alias in node.names if alias.name in ROOMS)
+    return rooms
+
+
+def test_the_rooms_import_one_way():
+    package = PROJECT / "include" / "shopstream"
+    wrong = {}
+    for room in ROOMS:
+        allowed = set(ROOMS[: ROOMS.index(room) + 1])
+        files = sorted((package / room).rglob("*.py"))
+        assert files, f"include/shopstream/{room}/ holds modules"
+        for path in files:
+            if extra := room_imports(path) - allowed:
+                wrong[str(path.relative_to(PROJECT))] = sorted(extra)
+    assert wrong == {}
+    loose = sorted(p.name for p in package.glob("*.py") if p.name != "__init__.py")
+    assert loose == [], "every module lives in a room"
+
+
+def test_the_room_check_sees_a_backward_import(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from include.shopstream.pipelines import orders\n")
+    assert room_imports(module) == {"pipelines"}
+    module.write_text("from include.shopstream.platform.names import BUCKET\n")
+    assert room_imports(module) == {"platform"}

@@ -25,7 +25,7 @@ def preload_plugin():
 @pytest.fixture
 def preload_calls(preload_plugin, monkeypatch):
     calls = []
-    monkeypatch.setattr(preload_plugin, "preload", lambda: calls.append(1) or ["include.shopstream.orders"])
+    monkeypatch.setattr(preload_plugin, "preload", lambda: calls.append(1) or ["include.shopstream.pipelines.orders"])
     return calls
 
 
@@ -78,7 +78,7 @@ def test_preload_imports_every_pipeline_module_and_the_sql_back_end(preload_plug
     on_disk |= {path.parent.name for path in package.glob("*/__init__.py")}
     assert {name.rsplit(".", 1)[1] for name in names} == on_disk
     assert all(name in sys.modules for name in names)
-    from include.shopstream import sql_steps
+    from include.shopstream.platform import sql_steps
 
     # The back-end the tasks use, and with the SDK's, the SDK itself.
     assert sql_steps._backend.__name__ in sys.modules

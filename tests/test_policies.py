@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 import pendulum
 import pytest
 
-from include.shopstream import alerting, deadlines, policies
-from include.shopstream.compat import DAG, EmptyOperator
+from include.shopstream.ops import alerting, deadlines, policies
+from include.shopstream.platform.compat import DAG, EmptyOperator
 from tests.airflow_objects import scheduler_task, task_instance
 
 RETRY_KEYS = ("retries", "retry_delay", "retry_exponential_backoff", "max_retry_delay")

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 
-from include.shopstream.names import SQL_DIR
-from include.shopstream.orders import GOLD_ORDER_COLUMNS
-from include.shopstream.quality import TABLES
+from include.shopstream.pipelines.orders import GOLD_ORDER_COLUMNS
+from include.shopstream.pipelines.quality import TABLES
+from include.shopstream.platform.names import SQL_DIR
 from tests.conftest import PROJECT
 
 # What reads gold.orders after orders_etl: the reports, customer_360 and the features.
 READERS = [
     *(SQL_DIR / name for name in ("customer_360.sql", "daily_reports.sql", "weekly_retention.sql")),
     SQL_DIR / "weekly_top_products.sql",
-    PROJECT / "include" / "shopstream" / "features.py",
+    PROJECT / "include" / "shopstream" / "pipelines" / "features.py",
 ]
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from include.shopstream import run_states
+from include.shopstream.platform import run_states
 from tests.conftest import PROJECT
 
 DAG = "sales_core_pipeline"

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.shopstream import pg, sql_steps
-from include.shopstream.compat import AIRFLOW_3
-from include.shopstream.sql_steps import BackendError, choose_backend
+from include.shopstream.platform import pg, sql_steps
+from include.shopstream.platform.compat import AIRFLOW_3
+from include.shopstream.platform.sql_steps import BackendError, choose_backend
 
 
 def test_the_sdk_is_the_default_where_it_runs_and_the_providers_elsewhere():
@@ -62,7 +62,7 @@ def test_a_staging_table_is_the_runs_own_and_a_gold_table_is_named_as_is():
 
 
 def test_a_transform_template_gets_tables_as_identifiers_and_other_values_bound():
-    from include.shopstream.sql_steps.providers import render_sql
+    from include.shopstream.platform.sql_steps.providers import render_sql
 
     template = "SELECT * FROM {{ orders }} WHERE day = {{ day }} AND note LIKE '50%' AND t = {{ other }}"
     statement, values = render_sql(
@@ -78,21 +78,21 @@ def test_a_transform_template_gets_tables_as_identifiers_and_other_values_bound(
 def test_a_transform_template_naming_an_unknown_parameter_fails():
     import jinja2
 
-    from include.shopstream.sql_steps.providers import render_sql
+    from include.shopstream.platform.sql_steps.providers import render_sql
 
     with pytest.raises(jinja2.UndefinedError):
         render_sql("SELECT * FROM {{ missing }}", {})
 
 
 def test_a_hostile_table_name_stays_one_identifier():
-    from include.shopstream.sql_steps.providers import render_sql
+    from include.shopstream.platform.sql_steps.providers import render_sql
 
     statement, _ = render_sql("SELECT 1 FROM {{ t }}", {"t": {"table": 'staging.x"; DROP TABLE gold.orders; --'}})
     assert statement == 'SELECT 1 FROM "staging"."x""; DROP TABLE gold.orders; --"'
 
 
 def test_a_steps_table_is_known_in_each_shape_it_arrives_in():
-    from include.shopstream.sql_steps.providers import resolved_table
+    from include.shopstream.platform.sql_steps.providers import resolved_table
 
     assert resolved_table(sql_steps.Table("orders", "gold")) == "gold.orders"
     assert resolved_table({"table": "staging.orders_valid__abc"}) == "staging.orders_valid__abc"
@@ -101,7 +101,7 @@ def test_a_steps_table_is_known_in_each_shape_it_arrives_in():
 
 
 def test_a_merges_source_is_named_for_data_errors_once_rendered():
-    from include.shopstream.sql_steps.providers import source_table_name
+    from include.shopstream.platform.sql_steps.providers import source_table_name
 
     assert source_table_name(SimpleNamespace(source_table={"table": "staging.orders_valid__abc"})) == (
         "staging.orders_valid__abc"
@@ -114,14 +114,14 @@ def test_a_merges_source_is_named_for_data_errors_once_rendered():
 
 
 def test_an_export_refuses_a_format_it_cannot_tell():
-    from include.shopstream.sql_steps.providers import export_to
+    from include.shopstream.platform.sql_steps.providers import export_to
 
     with pytest.raises(ValueError, match=r"expected \.csv or \.parquet"):
         export_to("gold.orders", "s3://shopstream/gold/orders/orders.json")
 
 
 def test_a_local_folder_is_read_part_by_part_in_order(tmp_path):
-    from include.shopstream.sql_steps.providers import lake_objects
+    from include.shopstream.platform.sql_steps.providers import lake_objects
 
     for name in ("part-00001.csv", "part-00000.csv"):
         (tmp_path / name).write_text("a\n1\n")
@@ -180,12 +180,12 @@ STOCK_NDJSON = (
 
 @pytest.fixture(scope="module")
 def warehouse_db(pg_server):
-    from include.shopstream.names import WAREHOUSE_CONN_ID, sql
+    from include.shopstream.platform.names import WAREHOUSE_CONN_ID, sql
 
     pg_server.ensure_database("sql_steps")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}", pg_server.url("sql_steps"))
-        from include.shopstream.warehouse import warehouse_hook
+        from include.shopstream.platform.warehouse import warehouse_hook
 
         warehouse_hook().run(sql("warehouse_schema.sql"))
         yield warehouse_hook()
@@ -195,9 +195,9 @@ def back_ends():
     """The back-end modules this profile can run: the providers', and the SDK's where it installs."""
     import importlib
 
-    modules = [importlib.import_module("include.shopstream.sql_steps.providers")]
+    modules = [importlib.import_module("include.shopstream.platform.sql_steps.providers")]
     if not AIRFLOW_3 and importlib.util.find_spec("astro") is not None:
-        modules.append(importlib.import_module("include.shopstream.sql_steps.astro_sdk"))
+        modules.append(importlib.import_module("include.shopstream.platform.sql_steps.astro_sdk"))
     return modules
 
 
@@ -267,7 +267,7 @@ def test_each_back_end_merges_and_exports_alike(warehouse_db, tmp_path):
         else:  # the SDK writes a table's CSV through pandas, to a local file as to the lake
             from astro.files import File
 
-            from include.shopstream.sql_steps.astro_sdk import _named
+            from include.shopstream.platform.sql_steps.astro_sdk import _named
 
             backend.table_frame("staging.stock_in")  # the same read the SDK's export makes
             from astro.databases import create_database

@@ -7,7 +7,7 @@ import threading
 import psycopg2
 import pytest
 
-from include.shopstream.warehouse import sql
+from include.shopstream.platform.warehouse import sql
 
 pytestmark = pytest.mark.services
 

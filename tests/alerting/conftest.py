@@ -68,7 +68,7 @@ def probe_airflow(airflow_stack) -> dict[str, str]:
     The probes record runs and Dataset events of the real DAGs; in the platform's database they
     would show up in the pipeline tests that read the latest event.
     """
-    from include.shopstream.compat import AIRFLOW_3
+    from include.shopstream.platform.compat import AIRFLOW_3
 
     if AIRFLOW_3:
         pytest.skip(

@@ -69,7 +69,7 @@ def main() -> None:
     from airflow.utils.types import DagRunType
     from sqlalchemy import delete, select
 
-    from include.shopstream import deadlines
+    from include.shopstream.ops import deadlines
     from tests.conftest import PROJECT
 
     steps = json.load(sys.stdin)

@@ -35,7 +35,7 @@ def main() -> None:
     from airflow.utils.state import DagRunState, TaskInstanceState
     from airflow.utils.types import DagRunType
 
-    from include.shopstream import alerting, outbox
+    from include.shopstream.ops import alerting, outbox
     from tests.conftest import PROJECT
 
     bag = DagBag(dag_folder=str(PROJECT / "dags"), include_examples=False)

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pendulum
 import pytest
 
-from include.shopstream import alerting
+from include.shopstream.ops import alerting
 from tests.alerting import pagerduty_schema
 from tests.alerting.conftest import connections
 
@@ -29,7 +29,7 @@ def failure_context(
     exception, dag_id="sales_core_pipeline", task_id="orders_etl.extract_orders", try_number=4, **extra
 ):
     """What Airflow hands a failure callback: a real TaskInstance of a real operator."""
-    from include.shopstream.compat import DAG, EmptyOperator
+    from include.shopstream.platform.compat import DAG, EmptyOperator
     from tests.airflow_objects import task_instance
 
     with DAG(dag_id, start_date=BUSINESS_DAY, schedule=None):

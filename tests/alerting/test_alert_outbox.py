@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from include.shopstream import alerting
+from include.shopstream.ops import alerting
 from tests.alerting.conftest import connections
 from tests.alerting.test_alert_delivery import Receiver, failure_context
 
@@ -46,7 +46,7 @@ def outbox_rows(pg_server, warehouse, monkeypatch):
     This process has no metadata database: the housekeeping's one read of it finds no task that
     succeeded since (outbox_probe.py plays that part against a real one).
     """
-    from include.shopstream import outbox
+    from include.shopstream.ops import outbox
 
     monkeypatch.setattr(outbox, "succeeded_since", lambda incidents: {})
     monkeypatch.setenv("AIRFLOW_CONN_SHOPSTREAM_WAREHOUSE", pg_server.url(warehouse))
@@ -83,7 +83,7 @@ def route(sink, monkeypatch):
 
 
 def housekeeping_at(moment: datetime) -> dict:
-    from include.shopstream import outbox
+    from include.shopstream.ops import outbox
 
     with time_machine.travel(moment, tick=False):
         return outbox.housekeeping()
@@ -249,7 +249,7 @@ def test_incidents_whose_success_no_callback_saw_are_resolved_by_the_housekeepin
 def test_an_unreachable_warehouse_costs_no_alert_and_little_time(sink, route, monkeypatch, caplog):
     import time
 
-    from include.shopstream import outbox
+    from include.shopstream.ops import outbox
     from localdev.processes import free_port
 
     monkeypatch.setenv("AIRFLOW_CONN_SHOPSTREAM_WAREHOUSE", f"postgresql://u:p@127.0.0.1:{free_port()}/warehouse")
@@ -272,7 +272,7 @@ def test_a_resolve_during_the_redelivery_of_its_trigger_waits_for_it(sink, route
     import threading
     import time
 
-    from include.shopstream import outbox
+    from include.shopstream.ops import outbox
 
     before = len(sink.messages())
     route("up", "down")

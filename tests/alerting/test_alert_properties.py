@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from include.shopstream import alerting
+from include.shopstream.ops import alerting
 from tests.alerting import pagerduty_schema
 
 pytestmark = pytest.mark.devtools

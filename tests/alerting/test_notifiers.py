@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import logging
 
-from include.shopstream import alerting, deadlines, policies, quality_results
-from include.shopstream.compat import BaseNotifier
+from include.shopstream.ops import alerting, deadlines, policies
+from include.shopstream.pipelines import quality_results
+from include.shopstream.platform.compat import BaseNotifier
 
 POLICIES = (
     policies.SALES_CORE,

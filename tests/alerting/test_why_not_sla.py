@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from include.shopstream.compat import AIRFLOW_3
+from include.shopstream.platform.compat import AIRFLOW_3
 from tests.alerting.conftest import run_probe
 
 pytestmark = [

@@ -9,7 +9,7 @@ from tests.conftest import PROJECT
 def dagbag():
     from airflow.models import DagBag
 
-    from include.shopstream.compat import AIRFLOW_3
+    from include.shopstream.platform.compat import AIRFLOW_3
 
     # Airflow 3's DagBag has no example DAGs to leave out.
     examples = {} if AIRFLOW_3 else {"include_examples": False}
@@ -23,7 +23,7 @@ def scheduled(dagbag):
     On Airflow 3 a DAG file builds Task SDK objects; the scheduler's timetables (data intervals,
     next runs) are those of the serialized DAG. On Airflow 2 the round trip changes nothing.
     """
-    from include.shopstream.compat import AIRFLOW_3
+    from include.shopstream.platform.compat import AIRFLOW_3
 
     if AIRFLOW_3:
         from airflow.serialization.serialized_objects import DagSerialization as Serialization

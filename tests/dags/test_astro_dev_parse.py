@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from include.shopstream.compat import AIRFLOW_3
+from include.shopstream.platform.compat import AIRFLOW_3
 from tests.conftest import PROJECT
 from tests.dags.test_dag_integrity import DAG_IDS
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from include.shopstream import datasets, sql_steps
-from include.shopstream.compat import AIRFLOW_3, Dataset, DatasetAll, DatasetAny
+from include.shopstream.platform import datasets, sql_steps
+from include.shopstream.platform.compat import AIRFLOW_3, Dataset, DatasetAll, DatasetAny
 
 GOLD = "s3://shopstream/gold/"
 
@@ -125,7 +125,7 @@ def test_failure_in_orders_etl_publishes_nothing(dagbag):
 
 def test_customers_are_merged_only_after_their_contract_check_quarantine_and_threshold(dagbag):
     """One customer breaking gold.customers' contract is quarantined; it no longer fails the merge."""
-    from include.shopstream.outputs import CUSTOMERS_QUARANTINE
+    from include.shopstream.platform.outputs import CUSTOMERS_QUARANTINE
 
     dag = dagbag.dags["sales_core_pipeline"]
     merge = dag.get_task("orders_etl.merge_customers")
@@ -147,7 +147,7 @@ def test_ingest_deadline_checks_the_sales_ingest_at_four(dagbag, scheduled):
     import time_machine
     from airflow.timetables.base import DataInterval, TimeRestriction
 
-    from include.shopstream import deadlines
+    from include.shopstream.ops import deadlines
 
     dag = scheduled["ingest_deadline"]
     assert scheduled[deadlines.INGEST.dag_id].timetable.summary == deadlines.INGEST.schedule
@@ -164,7 +164,7 @@ def test_ingest_deadline_checks_the_sales_ingest_at_four(dagbag, scheduled):
 
 
 def test_alert_redelivery_runs_every_five_minutes_and_never_feeds_its_own_outbox(dagbag, scheduled):
-    from include.shopstream import alerting, outbox
+    from include.shopstream.ops import alerting, outbox
 
     dag = dagbag.dags["alert_redelivery"]
     assert scheduled[dag.dag_id].timetable.summary == "*/5 * * * *"

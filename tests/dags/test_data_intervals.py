@@ -14,7 +14,7 @@ from datetime import timedelta
 import pendulum
 import pytest
 
-from include.shopstream.outputs import BUSINESS_DATE
+from include.shopstream.platform.outputs import BUSINESS_DATE
 
 UTC = pendulum.UTC
 # The cron DAGs and the length of each run's window.

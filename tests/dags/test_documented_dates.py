@@ -2,7 +2,7 @@
 
 A manual run (`airflow dags test`, a trigger) of a cron DAG gets the data interval that
 ``dag.timetable.infer_manual_data_interval`` gives its logical date; the business date is that
-interval's start (include/shopstream/business_dates.py).
+interval's start (include/shopstream/platform/business_dates.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tests.conftest import PROJECT
 
 README = (PROJECT / "README.md").read_text()
 FAILURE_HANDLING = (PROJECT / "docs" / "failure-handling.md").read_text()
-BUSINESS_DATES = (PROJECT / "include" / "shopstream" / "business_dates.py").read_text()
+BUSINESS_DATES = (PROJECT / "include" / "shopstream" / "platform" / "business_dates.py").read_text()
 
 
 def business_date(scheduled, dag_id: str, logical_date: str) -> str:
@@ -52,7 +52,7 @@ def test_the_documented_alert_example_agrees_with_itself_and_with_airflow(schedu
     from airflow.models.dagrun import DagRun
     from airflow.utils.types import DagRunType
 
-    from include.shopstream.compat import AIRFLOW_3
+    from include.shopstream.platform.compat import AIRFLOW_3
 
     section = FAILURE_HANDLING[FAILURE_HANDLING.index("What the sink receives for a failed") :]
     slack = json.loads(section.split("POST /slack/local/dev/webhook\n", 1)[1].split("\n", 1)[0])["text"]

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from include.shopstream import links
+from include.shopstream.ops import links
 from tests.conftest import PROJECT
 
 LINKED = {
@@ -52,7 +52,7 @@ def test_the_links_survive_serialization_with_the_project_plugins(tmp_path):
     script = (
         "import json\n"
         "from airflow.models import DagBag\n"
-        "from include.shopstream.compat import AIRFLOW_3\n"
+        "from include.shopstream.platform.compat import AIRFLOW_3\n"
         "if AIRFLOW_3:\n"
         "    from airflow.serialization.serialized_objects import DagSerialization as Serialization\n"
         "    bag = DagBag()\n"

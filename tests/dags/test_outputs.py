@@ -1,10 +1,10 @@
-"""The output registry (include/shopstream/outputs.py) drives the DAGs: each published Dataset is
+"""The output registry (include/shopstream/platform/outputs.py) drives the DAGs: each published Dataset is
 announced where its entry says, written where its entry says, and checked by data_quality_checks."""
 
 from __future__ import annotations
 
-from include.shopstream import outputs, sql_steps
-from include.shopstream.compat import Dataset
+from include.shopstream.platform import outputs, sql_steps
+from include.shopstream.platform.compat import Dataset
 
 PRODUCERS = ("sales_core_pipeline", "inventory_mgmt_pipeline", "analytics_and_reporting_pipeline")
 
@@ -17,7 +17,7 @@ def announced(dag) -> dict[str, set[str]]:
 def unchecked(published, checks_dag) -> list[str]:
     """The URIs of published outputs that declare no checks or that ``checks_dag`` does not check:
     no check task of theirs that the run's chooser can pick."""
-    from include.shopstream.quality import CHOOSER
+    from include.shopstream.pipelines.quality import CHOOSER
 
     chooser = checks_dag.get_task(f"data_quality_checks.{CHOOSER}")
     picks = chooser.op_args[0]  # Dataset URI -> the task ids of its checks
@@ -87,9 +87,9 @@ def test_a_run_checks_only_the_outputs_whose_events_started_it(dagbag):
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    from include.shopstream.compat import EVENT_TRIGGERED, TRIGGERING_EVENTS
-    from include.shopstream.outputs import ORDERS
-    from include.shopstream.quality import CHOOSER, outputs_to_check
+    from include.shopstream.pipelines.quality import CHOOSER, outputs_to_check
+    from include.shopstream.platform.compat import EVENT_TRIGGERED, TRIGGERING_EVENTS
+    from include.shopstream.platform.outputs import ORDERS
 
     chooser = dagbag.dags["observability_pipeline"].get_task(f"data_quality_checks.{CHOOSER}")
     checks = chooser.op_args[0]

@@ -10,16 +10,16 @@ import sys
 
 import pytest
 
-from include.shopstream import sql_steps
-from include.shopstream.compat import AIRFLOW_3
-from include.shopstream.names import SQL_DIR
+from include.shopstream.platform import sql_steps
+from include.shopstream.platform.compat import AIRFLOW_3
+from include.shopstream.platform.names import SQL_DIR
 from tests.conftest import PROJECT
 
 GRAPH = """
 import json
 from airflow.models import DagBag
-from include.shopstream import sql_steps
-from include.shopstream.compat import AIRFLOW_3
+from include.shopstream.platform import sql_steps
+from include.shopstream.platform.compat import AIRFLOW_3
 bag = DagBag(**({} if AIRFLOW_3 else {"include_examples": False}))
 assert not bag.import_errors, bag.import_errors
 graph = {
@@ -78,7 +78,7 @@ def test_the_providers_back_end_builds_the_dags_this_process_parsed(dagbag, prov
 def test_asking_for_the_sdk_on_airflow_3_fails_with_the_reason():
     env = {**os.environ, sql_steps.BACKEND_VARIABLE: "astro", "PYTHONPATH": str(PROJECT)}
     result = subprocess.run(
-        [sys.executable, "-c", "import include.shopstream.sql_steps"],
+        [sys.executable, "-c", "import include.shopstream.platform.sql_steps"],
         env=env,
         cwd=PROJECT,
         capture_output=True,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from include.shopstream.compat import EVENT_TRIGGERED
+from include.shopstream.platform.compat import EVENT_TRIGGERED
 from localdev.processes import free_port
 from localdev.stack import SOURCE_DB
 from tests.e2e.conftest import DATA, HISTORY_DAYS, business_day
@@ -271,7 +271,7 @@ def test_5_a_scheduler_killed_mid_run_finishes_it_after_a_restart(chain, first_s
 
 def deadline_alerts(chain, before: int, business_date) -> tuple[list[dict], list[dict]]:
     """(Slack messages, PagerDuty events) about ``business_date``'s ingest deadline since ``before``."""
-    from include.shopstream import deadlines
+    from include.shopstream.ops import deadlines
 
     key = deadlines.INGEST.incident_key(business_date)
     alerts = chain.alerts()[before:]
@@ -281,7 +281,7 @@ def deadline_alerts(chain, before: int, business_date) -> tuple[list[dict], list
 
 
 def test_6_the_scheduler_runs_the_four_oclock_check_and_pages_for_an_ingest_that_never_ran(chain):
-    from include.shopstream import deadlines
+    from include.shopstream.ops import deadlines
 
     alerts_before = len(chain.alerts())
     # A check triggered by hand for a deadline before the seeded history: it judges the date it
@@ -478,7 +478,7 @@ def test_8_two_sales_runs_at_once_leave_gold_as_one_after_the_other(chain, first
     assert sorted(map(tuple, map(dict.values, customers))) == sorted(map(tuple, map(dict.values, source)))
     assert gold_duplicates(chain) == []
 
-    from include.shopstream.warehouse import run_key
+    from include.shopstream.platform.warehouse import run_key
 
     keys = [run_key(SALES, manual_id), run_key(SALES, backfill_id)]
     left = chain.warehouse(

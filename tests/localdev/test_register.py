@@ -23,7 +23,7 @@ def project_datasets() -> tuple[set[str], dict[str, set[str]]]:
     """Every Dataset URI the project's DAGs produce or consume, and each consumer's triggers."""
     from airflow.models import DagBag
 
-    from include.shopstream.compat import AIRFLOW_3
+    from include.shopstream.platform.compat import AIRFLOW_3
 
     bag = DagBag(str(PROJECT / "dags"), **({} if AIRFLOW_3 else {"include_examples": False}))
     assert not bag.import_errors, bag.import_errors

@@ -76,7 +76,7 @@ def test_the_project_file_seeds_every_connection_the_design_names():
 
 def test_the_project_file_seeds_the_names_the_code_uses():
     """The YAML spells the connection ids, Variables and pools again: exactly as names.py does."""
-    from include.shopstream import names
+    from include.shopstream.platform import names
 
     def named(suffix: str) -> set[str]:
         return {value for key, value in vars(names).items() if key.endswith(suffix)}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from include.shopstream.inventory import contract_problems
+from include.shopstream.pipelines.inventory import contract_problems
 from localdev.inventory_api import sku, stock_level
 from tests.pipelines.conftest import DATA, INVENTORY_SEED
 

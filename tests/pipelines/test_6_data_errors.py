@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from include.shopstream.warehouse import run_key, sql
+from include.shopstream.platform.warehouse import run_key, sql
 from localdev.stack import SOURCE_DB
 from tests.pipelines.conftest import MONDAY
 

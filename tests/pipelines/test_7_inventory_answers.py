@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from include.shopstream.warehouse import sql
+from include.shopstream.platform.warehouse import sql
 
 # One xdist worker runs the whole group, in file order (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from include.shopstream.warehouse import sql
+from include.shopstream.platform.warehouse import sql
 from localdev.stack import SOURCE_DB, WAREHOUSE_DB
 from tests.pipelines.conftest import MONDAY
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from include.shopstream.compat import DAG, BaseOperator, TimeDeltaTrigger, task
+from include.shopstream.platform.compat import DAG, BaseOperator, TimeDeltaTrigger, task
 
 DAG_ID = "shopstream_policy_task_types"
 

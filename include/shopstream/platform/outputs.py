@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from include.shopstream import business_dates
-from include.shopstream.compat import Dataset
-from include.shopstream.names import lake_uri
+from include.shopstream.platform import business_dates
+from include.shopstream.platform.compat import Dataset
+from include.shopstream.platform.names import lake_uri
 
 
 @dataclass(frozen=True)

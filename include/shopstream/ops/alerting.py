@@ -26,8 +26,8 @@ import hashlib
 import logging
 from typing import Any
 
-from include.shopstream.compat import BaseNotifier, run_moment
-from include.shopstream.names import PAGERDUTY_CONN_ID, SLACK_CONN_ID
+from include.shopstream.platform.compat import BaseNotifier, run_moment
+from include.shopstream.platform.names import PAGERDUTY_CONN_ID, SLACK_CONN_ID
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def describe(context) -> dict[str, Any]:
 
     Never raises: a field that cannot be read is replaced, so the alert still goes out.
     """
-    from include.shopstream.business_dates import interval_start
+    from include.shopstream.platform.business_dates import interval_start
 
     ti = context.get("ti") or context.get("task_instance")
     return {
@@ -132,7 +132,7 @@ def slack(severity: str, headline: str, details: dict[str, Any], *, queue: bool 
     Returns whether Slack took it now; never raises. One it did not take stays in the outbox
     (unless ``queue`` is false) and is sent again, marked late.
     """
-    from include.shopstream import outbox
+    from include.shopstream.ops import outbox
 
     text = slack_text(severity, headline, details)
     # The same alert sent again (a retried check) replaces its queued copy; another try's is another.
@@ -164,7 +164,7 @@ def post_slack(text: str) -> None:
     """
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-    from include.shopstream.alert_transport import RetryOnceOnServerOrNetworkError
+    from include.shopstream.ops.alert_transport import RetryOnceOnServerOrNetworkError
 
     SlackWebhookHook(
         slack_webhook_conn_id=SLACK_CONN_ID,
@@ -182,7 +182,7 @@ def pagerduty_hook():
     The connection's host, when set, is the Events API base URL (``events_endpoint``); each request
     waits at most ``HTTP_TIMEOUT_SECONDS`` and is tried at most twice (``alert_transport``).
     """
-    from include.shopstream.alert_transport import BoundedPagerdutyEventsHook
+    from include.shopstream.ops.alert_transport import BoundedPagerdutyEventsHook
 
     return BoundedPagerdutyEventsHook(PAGERDUTY_CONN_ID)
 
@@ -231,7 +231,7 @@ def pagerduty(
     outbox (unless ``queue`` is false) and is sent again; a later event for the same key replaces
     it. A trigger sent or kept opens the incident, a resolve sent or kept closes it.
     """
-    from include.shopstream import outbox
+    from include.shopstream.ops import outbox
 
     summary = summary or f"{details['dag']}.{details['task']} failed: {details.get('error') or 'no error text'}"
     event = pagerduty_event(action, details, summary, key)
@@ -329,7 +329,7 @@ class RedeliveryFailureNotifier(OutboxNotifier):
     failing = "the redelivery failure callback failed"
 
     def send(self, context) -> None:
-        from include.shopstream import outbox
+        from include.shopstream.ops import outbox
 
         details = describe(context)
         headline = f"{details['dag']}.{details['task']} failed: alerts that were not accepted are not being sent again"
@@ -358,7 +358,7 @@ def resolve(key: str, details: dict[str, Any], summary: str) -> None:
 
 
 def remember_incident(key: str, note: str) -> None:
-    from include.shopstream import outbox
+    from include.shopstream.ops import outbox
 
     try:
         outbox.remember(key, note)
@@ -367,7 +367,7 @@ def remember_incident(key: str, note: str) -> None:
 
 
 def incident_is_open(key: str) -> bool:
-    from include.shopstream import outbox
+    from include.shopstream.ops import outbox
 
     try:
         return outbox.is_open(key)
@@ -377,7 +377,7 @@ def incident_is_open(key: str) -> bool:
 
 
 def forget_incident(key: str) -> None:
-    from include.shopstream import outbox
+    from include.shopstream.ops import outbox
 
     try:
         outbox.forget(key)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from include.shopstream.compat import task
+from include.shopstream.platform.compat import task
 
 if TYPE_CHECKING:
-    from include.shopstream.compat import XComArg
-    from include.shopstream.outputs import Output
+    from include.shopstream.platform.compat import XComArg
+    from include.shopstream.platform.outputs import Output
 
 
 @task
 def prepare_warehouse(dag=None, run_id=None) -> None:
     """Create the warehouse's schemas and keyed gold tables on first use; claim the run's staging tables."""
-    from include.shopstream.warehouse import claim_staging, ensure_warehouse
+    from include.shopstream.platform.warehouse import claim_staging, ensure_warehouse
 
     ensure_warehouse()
     claim_staging(dag.dag_id, run_id)
@@ -25,7 +25,7 @@ def note_gold_writes(tables: tuple[str, ...]) -> int:
     """How many writes ``tables`` have had: taken after the run's merges, before a build that reads them."""
     from contextlib import closing
 
-    from include.shopstream.warehouse import gold_writes, warehouse_hook
+    from include.shopstream.platform.warehouse import gold_writes, warehouse_hook
 
     with closing(warehouse_hook().get_conn()) as conn, conn.cursor() as cur:
         return gold_writes(cur, tables)
@@ -38,7 +38,7 @@ def swap_into_gold(staged: str, target: str, columns: tuple[str, ...], built_aft
     With ``built_after`` (``note_gold_writes`` before the build), a build older than the one in
     place is not swapped in.
     """
-    from include.shopstream.warehouse import replace_rows
+    from include.shopstream.platform.warehouse import replace_rows
 
     return replace_rows(target, staged, list(columns), built_after=built_after)
 
@@ -50,7 +50,7 @@ def drop_staging(dag=None, run_id=None) -> list[str]:
     After a failure it does not run, so the failed task can be cleared and re-run on the tables
     it needs; a later run drops them (``warehouse.STAGING_KEPT_DAYS``).
     """
-    from include.shopstream.warehouse import drop_staging as drop
+    from include.shopstream.platform.warehouse import drop_staging as drop
 
     dropped = drop(dag.dag_id, run_id)
     print(f"dropped {len(dropped)} staging tables: {', '.join(dropped) or 'none'}")
@@ -60,7 +60,7 @@ def drop_staging(dag=None, run_id=None) -> list[str]:
 @task
 def report_date(**context) -> str:
     """The business date a consumer run reports on (from its triggering Dataset events)."""
-    from include.shopstream.events import business_date_reported
+    from include.shopstream.platform.events import business_date_reported
 
     return business_date_reported(context).isoformat()
 
@@ -84,7 +84,7 @@ def announce(output: Output, day=None):
 
     @task(task_id=output.announce_task_id, outlets=[dataset])
     def _announce(day: str | None, outlet_events=None, **context) -> None:
-        from include.shopstream.business_dates import business_date
+        from include.shopstream.platform.business_dates import business_date
 
         outlet_events[dataset].extra = {"ds": day or business_date(context).isoformat()}
 

@@ -8,7 +8,7 @@ import tempfile
 from contextlib import closing
 from dataclasses import dataclass
 
-from include.shopstream.names import BUCKET, LAKE_CONN_ID, lake_uri
+from include.shopstream.platform.names import BUCKET, LAKE_CONN_ID, lake_uri
 
 PART_ROWS = 200_000  # rows per raw part: what one load step holds in memory at a time
 EXPORT_BATCH_ROWS = 50_000  # rows per Parquet row group written by export_query_to_parquet
@@ -46,7 +46,7 @@ def copy_query_to_lake(conn, query: str, params: dict, prefix: str, *, paged: bo
     With ``paged``, the query takes ``after`` and ``limit`` parameters and returns rows whose
     first column is an increasing key; each part then holds at most ``PART_ROWS`` rows.
     """
-    from include.shopstream.pg import bind, copy_out
+    from include.shopstream.platform.pg import bind, copy_out
 
     replace_prefix(prefix)
     hook = lake_hook()
@@ -85,7 +85,7 @@ def extract_from_source(sql_file: str, prefix: str, params: dict | None = None, 
     """Run ``sql/<sql_file>`` on the source database and land its rows under ``prefix``."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    from include.shopstream.names import SOURCE_CONN_ID, sql
+    from include.shopstream.platform.names import SOURCE_CONN_ID, sql
 
     with closing(PostgresHook(postgres_conn_id=SOURCE_CONN_ID).get_conn()) as conn:
         extract = copy_query_to_lake(conn, sql(sql_file), params or {}, prefix, paged=paged)

@@ -13,15 +13,15 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
-from include.shopstream import sql_steps
-from include.shopstream.names import STAGING
-from include.shopstream.sql_steps import table
-from include.shopstream.tasks import announce, swap_into_gold
-from include.shopstream.warehouse import staging_name
+from include.shopstream.platform import sql_steps
+from include.shopstream.platform.names import STAGING
+from include.shopstream.platform.sql_steps import table
+from include.shopstream.platform.tasks import announce, swap_into_gold
+from include.shopstream.platform.warehouse import staging_name
 
 if TYPE_CHECKING:
-    from include.shopstream.compat import XComArg
-    from include.shopstream.outputs import Output
+    from include.shopstream.platform.compat import XComArg
+    from include.shopstream.platform.outputs import Output
 
 
 def _task_id(output: Output, step: str) -> str:

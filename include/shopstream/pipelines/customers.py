@@ -6,12 +6,12 @@ into gold.customer_360 in one transaction, so readers never see it half-written.
 
 from __future__ import annotations
 
-from include.shopstream import gold
-from include.shopstream.compat import task_group
-from include.shopstream.names import GOLD
-from include.shopstream.outputs import CUSTOMER_360, ORDERS
-from include.shopstream.sql_steps import table
-from include.shopstream.tasks import note_gold_writes
+from include.shopstream.platform import gold
+from include.shopstream.platform.compat import task_group
+from include.shopstream.platform.names import GOLD
+from include.shopstream.platform.outputs import CUSTOMER_360, ORDERS
+from include.shopstream.platform.sql_steps import table
+from include.shopstream.platform.tasks import note_gold_writes
 
 COLUMNS = (
     "customer_id", "country", "lifetime_value", "order_count",

@@ -7,12 +7,13 @@ not failed, on other days) and reports on the week that just ended.
 
 from __future__ import annotations
 
-from include.shopstream import gold, links, sql_steps
-from include.shopstream.compat import task, task_group
-from include.shopstream.names import STAGING
-from include.shopstream.outputs import DAILY_REPORT_CSV, DAILY_REPORTS, ORDERS, REVENUE_CHART, WEEKLY_ANALYTICS
-from include.shopstream.sql_steps import table
-from include.shopstream.tasks import note_gold_writes
+from include.shopstream.ops import links
+from include.shopstream.platform import gold, sql_steps
+from include.shopstream.platform.compat import task, task_group
+from include.shopstream.platform.names import STAGING
+from include.shopstream.platform.outputs import DAILY_REPORT_CSV, DAILY_REPORTS, ORDERS, REVENUE_CHART, WEEKLY_ANALYTICS
+from include.shopstream.platform.sql_steps import table
+from include.shopstream.platform.tasks import note_gold_writes
 
 DAILY_COLUMNS = ("day", "category", "orders", "revenue", "average_order_value", "refunds", "loaded_at")
 RETENTION_COLUMNS = (
@@ -33,9 +34,9 @@ def write_report_files(day: str) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from include.shopstream.lake import lake_hook
-    from include.shopstream.names import BUCKET, lake_uri
-    from include.shopstream.warehouse import warehouse_hook
+    from include.shopstream.platform.lake import lake_hook
+    from include.shopstream.platform.names import BUCKET, lake_uri
+    from include.shopstream.platform.warehouse import warehouse_hook
 
     end = date.fromisoformat(day)
     frame = warehouse_hook().get_pandas_df(

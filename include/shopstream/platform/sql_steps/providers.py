@@ -24,8 +24,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from include.shopstream.compat import BaseOperator, task
-from include.shopstream.sql_steps import Table
+from include.shopstream.platform.compat import BaseOperator, task
+from include.shopstream.platform.sql_steps import Table
 
 # Rows pandas reads to choose the column types of a table a load creates without declared
 # columns (what the SDK reads for the same purpose).
@@ -64,7 +64,7 @@ def _identifier(sql, qualified: str):
 
 
 def _hook():
-    from include.shopstream.warehouse import warehouse_hook
+    from include.shopstream.platform.warehouse import warehouse_hook
 
     return warehouse_hook()
 
@@ -83,7 +83,7 @@ def lake_objects(path: str) -> list[str]:
     if not path.startswith("s3://"):
         local = Path(path)
         return sorted(str(p) for p in local.iterdir() if p.is_file()) if local.is_dir() else [str(local)]
-    from include.shopstream.lake import lake_hook
+    from include.shopstream.platform.lake import lake_hook
 
     bucket, key = _split(path)
     if not key.endswith("/"):
@@ -101,7 +101,7 @@ def local_copy(path: str) -> Iterator[str]:
     if not path.startswith("s3://"):
         yield path
         return
-    from include.shopstream.lake import lake_hook
+    from include.shopstream.platform.lake import lake_hook
 
     bucket, key = _split(path)
     with tempfile.NamedTemporaryFile(suffix=Path(key).suffix) as local:
@@ -111,7 +111,7 @@ def local_copy(path: str) -> Iterator[str]:
 
 
 def upload(local: str, path: str) -> None:
-    from include.shopstream.lake import lake_hook
+    from include.shopstream.platform.lake import lake_hook
 
     bucket, key = _split(path)
     lake_hook().load_file(local, key=key, bucket_name=bucket, replace=True)
@@ -157,7 +157,7 @@ def load_into(path: str, output: str, columns=(), *, filetype: str = "csv", text
     from the first file, as the SDK does. ``text_as_is`` (text columns, CSV): each file is
     streamed into the table as it is, an empty field (quoted or not) NULL.
     """
-    from include.shopstream.pg import copy_in, sql_module
+    from include.shopstream.platform.pg import copy_in, sql_module
 
     files = lake_objects(path)
     rows = 0
@@ -194,7 +194,7 @@ def load_into(path: str, output: str, columns=(), *, filetype: str = "csv", text
 
 def _create_like(conn, output: str, sample) -> None:
     """Drop ``output`` and create it with the column types pandas gives ``sample`` (the SDK's inference)."""
-    from include.shopstream.pg import sql_module
+    from include.shopstream.platform.pg import sql_module
 
     sql = sql_module(conn)
     schema, name = output.split(".", 1)
@@ -232,8 +232,8 @@ def _quoted(qualified: str) -> str:
 
 def transform_into(sql_file: str, output: str, parameters: dict) -> int:
     """Replace table ``output`` with the rows of ``sql/<sql_file>`` (tables as identifiers, values bound)."""
-    from include.shopstream.names import sql as read_sql
-    from include.shopstream.pg import sql_module
+    from include.shopstream.platform.names import sql as read_sql
+    from include.shopstream.platform.pg import sql_module
 
     with closing(_hook().get_conn()) as conn, conn, conn.cursor() as cur:
         sql = sql_module(conn)
@@ -247,8 +247,8 @@ def transform_into(sql_file: str, output: str, parameters: dict) -> int:
 def merge_into(target: str, source: str, columns, key) -> int:
     """``INSERT INTO target (columns) SELECT columns FROM source ON CONFLICT (key) DO UPDATE SET ...``:
     the SDK's merge on Postgres, statement for statement."""
-    from include.shopstream.pg import sql_module
-    from include.shopstream.warehouse import data_errors_fail
+    from include.shopstream.platform.pg import sql_module
+    from include.shopstream.platform.warehouse import data_errors_fail
 
     with data_errors_fail(source=source), closing(_hook().get_conn()) as conn, conn, conn.cursor() as cur:
         sql = sql_module(conn)
@@ -282,8 +282,8 @@ def table_frame(qualified: str):
 
 def export_to(source: Any, path: str) -> int:
     """Write a table (``schema.name``) or a DataFrame to ``path`` (``.csv`` or ``.parquet``), replacing it."""
-    from include.shopstream.lake import export_query_to_parquet
-    from include.shopstream.pg import copy_out
+    from include.shopstream.platform.lake import export_query_to_parquet
+    from include.shopstream.platform.pg import copy_out
 
     suffix = Path(_split(path)[1] if path.startswith("s3://") else path).suffix
     if suffix not in (".csv", ".parquet"):
@@ -322,7 +322,7 @@ def _local_or_key(path: str) -> str:
     if not path.startswith("s3://"):
         raise ValueError(f"a table's Parquet export goes to the lake, not to {path}")
     bucket, key = _split(path)
-    from include.shopstream.names import BUCKET, lake_uri
+    from include.shopstream.platform.names import BUCKET, lake_uri
 
     if bucket != BUCKET:
         raise ValueError(f"a table's Parquet export goes to {lake_uri('')}, not to {path}")

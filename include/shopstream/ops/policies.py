@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pendulum
 
-from include.shopstream import alerting, deadlines
+from include.shopstream.ops import alerting, deadlines
 
 OWNER = "shopstream-data"
 

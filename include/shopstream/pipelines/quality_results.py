@@ -12,9 +12,9 @@ import json
 import logging
 from collections import Counter
 
-from include.shopstream import alerting, links
-from include.shopstream.compat import AirflowFailException, TriggerRule, run_moment, task
-from include.shopstream.quality import CHOOSER, GROUP
+from include.shopstream.ops import alerting, links
+from include.shopstream.pipelines.quality import CHOOSER, GROUP
+from include.shopstream.platform.compat import AirflowFailException, TriggerRule, run_moment, task
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,10 @@ def summary_lines(document: dict) -> list[str]:
 @task(task_id="quality_results", trigger_rule=TriggerRule.ALL_DONE, on_failure_callback=alert_unless_checks_failed)
 def publish_results(**context) -> dict:
     """Write and log which checks ran on which tables, then fail if any check failed."""
-    from include.shopstream import run_states
-    from include.shopstream.lake import lake_hook
-    from include.shopstream.names import BUCKET, lake_uri
-    from include.shopstream.outputs import QUALITY_RESULTS
+    from include.shopstream.platform import run_states
+    from include.shopstream.platform.lake import lake_hook
+    from include.shopstream.platform.names import BUCKET, lake_uri
+    from include.shopstream.platform.outputs import QUALITY_RESULTS
 
     run_id = context["run_id"]
     states = run_states.task_states(context["dag"].dag_id, run_ids=[run_id], context=context).get(run_id, {})

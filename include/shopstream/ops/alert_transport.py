@@ -16,7 +16,7 @@ import pagerduty
 from airflow.providers.pagerduty.hooks.pagerduty_events import PagerdutyEventsHook, prepare_event_data
 from slack_sdk.http_retry import RetryHandler
 
-from include.shopstream.alerting import HTTP_TIMEOUT_SECONDS, events_endpoint
+from include.shopstream.ops.alerting import HTTP_TIMEOUT_SECONDS, events_endpoint
 
 
 class RetryOnceOnServerOrNetworkError(RetryHandler):

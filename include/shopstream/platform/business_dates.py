@@ -24,7 +24,7 @@ def interval_start(context) -> datetime:
     start = context.get(INTERVAL_START)
     if start is not None:
         return start
-    from include.shopstream.compat import run_moment
+    from include.shopstream.platform.compat import run_moment
 
     return run_moment(context)
 

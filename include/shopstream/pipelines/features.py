@@ -8,11 +8,12 @@ written to s3://shopstream/features/customer/ds=<date>/features.parquet.
 # into DataFrames by comparing each parameter's annotation with pd.DataFrame itself.
 import pandas as pd
 
-from include.shopstream import links, sql_steps
-from include.shopstream.compat import task_group
-from include.shopstream.outputs import CUSTOMER_FEATURES, FEATURES_FILE, ORDERS
-from include.shopstream.sql_steps import table
-from include.shopstream.tasks import announce, rendered
+from include.shopstream.ops import links
+from include.shopstream.platform import sql_steps
+from include.shopstream.platform.compat import task_group
+from include.shopstream.platform.outputs import CUSTOMER_FEATURES, FEATURES_FILE, ORDERS
+from include.shopstream.platform.sql_steps import table
+from include.shopstream.platform.tasks import announce, rendered
 
 FEATURE_COLUMNS = [
     "customer_id", "as_of", "recency_days", "frequency", "monetary",

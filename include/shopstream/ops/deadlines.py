@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from include.shopstream import alerting, business_dates, outputs, run_states, schedules
-from include.shopstream.compat import task
+from include.shopstream.ops import alerting
+from include.shopstream.platform import business_dates, outputs, run_states, schedules
+from include.shopstream.platform.compat import task
 
 log = logging.getLogger(__name__)
 
@@ -234,13 +235,13 @@ class UndeliveredError(RuntimeError):
 
 
 def delivered(key: str) -> dict[str, str]:
-    from include.shopstream.compat import Variable
+    from include.shopstream.platform.compat import Variable
 
     return Variable.get(DELIVERED_PREFIX + key, None, deserialize_json=True) or {}
 
 
 def _record(key: str, channel: str) -> None:
-    from include.shopstream.compat import Variable
+    from include.shopstream.platform.compat import Variable
 
     accepted = {**delivered(key), channel: datetime.now(UTC).isoformat()}
     Variable.set(DELIVERED_PREFIX + key, accepted, serialize_json=True)
@@ -269,7 +270,7 @@ def deliver(alert: Alert) -> list[str]:
 
 def _forget_old_records(deadline: Deadline, due_at: datetime) -> None:
     """Records of dates no check will judge again (older than ``look_back``): a week's worth."""
-    from include.shopstream.compat import Variable
+    from include.shopstream.platform.compat import Variable
 
     for due in deadline.dues(due_at - deadline.look_back, look_back=timedelta(days=7)):
         Variable.delete(DELIVERED_PREFIX + deadline.incident_key(deadline.business_date(due)))

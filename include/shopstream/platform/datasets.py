@@ -3,7 +3,7 @@
 Each is the Dataset of one entry in ``outputs.py``, where its URI is declared once.
 """
 
-from include.shopstream import outputs
+from include.shopstream.platform import outputs
 
 GOLD_ORDERS = outputs.ORDERS.dataset
 GOLD_CUSTOMER_360 = outputs.CUSTOMER_360.dataset

@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 def triggering_events(context) -> dict[str, list[tuple[datetime, dict]]]:
     """Dataset URI -> [(timestamp, extra), ...] of the events that triggered this run ({} if none did)."""
-    from include.shopstream.compat import EVENT_TRIGGERED, TRIGGERING_EVENTS
+    from include.shopstream.platform.compat import EVENT_TRIGGERED, TRIGGERING_EVENTS
 
     if context["dag_run"].run_type != EVENT_TRIGGERED:
         return {}
@@ -33,7 +33,7 @@ def business_date_reported(context) -> date:
     Producers put ``{"ds": ...}`` on their Dataset events; a consumer reports on the newest
     date among its triggering events, or on its own business date when run by hand.
     """
-    from include.shopstream.business_dates import business_date
+    from include.shopstream.platform.business_dates import business_date
 
     dates = [extra["ds"] for events in triggering_events(context).values() for _, extra in events if extra.get("ds")]
     return max(map(date.fromisoformat, dates)) if dates else business_date(context)

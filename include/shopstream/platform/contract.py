@@ -280,7 +280,7 @@ def rule_of(reason: str) -> str:
 
 def check_rows(conn, contract_table: str, incoming: str, output: str, *, order_by: str, supplied=()) -> Contract:
     """Write ``output``: every row of ``incoming`` with ``problem``, the first contract it breaks (or NULL)."""
-    from include.shopstream.pg import server_version, sql_module
+    from include.shopstream.platform.pg import server_version, sql_module
 
     pgsql = sql_module(conn)
     with conn.cursor() as cur:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from include.shopstream import alerting
-from include.shopstream.names import WAREHOUSE_CONN_ID, sql
+from include.shopstream.ops import alerting
+from include.shopstream.platform.names import WAREHOUSE_CONN_ID, sql
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def connect():
     """
     import psycopg2
 
-    from include.shopstream.compat import BaseHook
+    from include.shopstream.platform.compat import BaseHook
 
     global _unreachable_until
     if time.monotonic() < _unreachable_until:
@@ -290,7 +290,7 @@ def succeeded_since(incidents: list[Incident]) -> dict[str, str]:
     without a metadata-database session in task code on Airflow 3 (by logical date only, see
     there).
     """
-    from include.shopstream import run_states
+    from include.shopstream.platform import run_states
 
     found: dict[str, str] = {}
     for incident in incidents:
@@ -469,7 +469,7 @@ def housekeeping() -> dict[str, Any]:
 
 def redeliver_alerts_task():
     """The alert_redelivery DAG's one task (a factory: the decorator needs Airflow at import)."""
-    from include.shopstream.compat import task
+    from include.shopstream.platform.compat import task
 
     @task(task_id=OUTBOX_TASK)
     def redeliver_alerts() -> dict[str, Any]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from airflow.providers.common.sql.operators.sql import SQLColumnCheckOperator, SQLTableCheckOperator
 
-from include.shopstream import outputs
-from include.shopstream.compat import task, task_group
-from include.shopstream.names import WAREHOUSE_CONN_ID
+from include.shopstream.platform import outputs
+from include.shopstream.platform.compat import task, task_group
+from include.shopstream.platform.names import WAREHOUSE_CONN_ID
 
 # How far behind its Dataset event a table's newest row may be: the producer writes, then announces.
 MAX_LAG_MINUTES = 60
@@ -35,7 +35,7 @@ CHOOSER = "outputs_to_check"
 @task.branch(task_id=CHOOSER)
 def outputs_to_check(checks: dict[str, list[str]], **context) -> list[str]:
     """The check tasks of the datasets whose events triggered the run (all of them when started by hand)."""
-    from include.shopstream.events import newest_event_times
+    from include.shopstream.platform.events import newest_event_times
 
     triggered = newest_event_times(context)
     chosen = [uri for uri in checks if not triggered or uri in triggered]
@@ -48,9 +48,9 @@ def freshness(table: str, uri: str, **context) -> str:
     """The table was written by the run that announced it (or, started by hand, recently)."""
     from datetime import UTC, datetime, timedelta
 
-    from include.shopstream.compat import AirflowFailException
-    from include.shopstream.events import newest_event_times
-    from include.shopstream.warehouse import warehouse_hook
+    from include.shopstream.platform.compat import AirflowFailException
+    from include.shopstream.platform.events import newest_event_times
+    from include.shopstream.platform.warehouse import warehouse_hook
 
     newest = warehouse_hook().get_first(f"SELECT max(loaded_at) FROM {table}")[0]
     event_at = newest_event_times(context).get(uri)
@@ -70,9 +70,9 @@ def check_file(uri: str) -> dict:
 
     import pandas as pd
 
-    from include.shopstream.compat import AirflowFailException
-    from include.shopstream.lake import lake_hook
-    from include.shopstream.names import BUCKET, lake_uri
+    from include.shopstream.platform.compat import AirflowFailException
+    from include.shopstream.platform.lake import lake_hook
+    from include.shopstream.platform.names import BUCKET, lake_uri
 
     output = next(o for o in FILES if o.uri == uri)
     (lake_file,) = output.files

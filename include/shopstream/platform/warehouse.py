@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-from include.shopstream.names import STAGING, WAREHOUSE_CONN_ID, sql
+from include.shopstream.platform.names import STAGING, WAREHOUSE_CONN_ID, sql
 
 # Staging tables belong to one DAG run: two runs at once (a backfill beside the scheduler, a manual
 # trigger, `airflow dags test`) would otherwise load, check and merge each other's rows. A run's
@@ -70,7 +70,7 @@ def drop_staging(dag_id: str, run_id: str, kept_days: float = STAGING_KEPT_DAYS)
     A key found without a claim (a run whose first task has not run yet, or a run from before the
     claims) is noted as seen now, so its tables go ``kept_days`` later at the earliest.
     """
-    from include.shopstream.pg import sql_module
+    from include.shopstream.platform.pg import sql_module
 
     own = run_key(dag_id, run_id)
     conn = warehouse_hook().get_conn()
@@ -121,7 +121,7 @@ def replace_rows(target: str, source: str, columns: list[str], *, built_after: i
     fewer writes than the one swapped in last is older than it and is not swapped in (returns
     None): two runs rebuilding from gold leave the later build, in whatever order they swap.
     """
-    from include.shopstream.pg import sql_module
+    from include.shopstream.platform.pg import sql_module
 
     conn = warehouse_hook().get_conn()
     pgsql = sql_module(conn)
@@ -168,14 +168,14 @@ OFFENDING_KEYS_SHOWN = 5
 
 def _database_error(error: BaseException):
     """The driver's error behind ``error`` (SQLAlchemy wraps it as ``.orig``), if there is one."""
-    from include.shopstream.pg import database_error
+    from include.shopstream.platform.pg import database_error
 
     return database_error(error)
 
 
 def is_data_error(error: BaseException) -> bool:
     """True for a constraint or data error from the warehouse: it fails the same way on every try."""
-    from include.shopstream.pg import is_constraint_or_data_error
+    from include.shopstream.platform.pg import is_constraint_or_data_error
 
     found = _database_error(error)
     return found is not None and is_constraint_or_data_error(found)
@@ -183,8 +183,8 @@ def is_data_error(error: BaseException) -> bool:
 
 def offending_keys(conn, target: str, constraint: str | None, column: str | None, source: str) -> list[tuple]:
     """Up to a few keys of ``target`` among ``source``'s rows that break ``constraint`` (or NOT NULL on ``column``)."""
-    from include.shopstream.contract import read_contract
-    from include.shopstream.pg import sql_module
+    from include.shopstream.platform.contract import read_contract
+    from include.shopstream.platform.pg import sql_module
 
     pgsql = sql_module(conn)
     with conn.cursor() as cur:
@@ -297,7 +297,7 @@ def redacted_detail(detail: str | None, table: str | None, constraint: str | Non
 
 def redacted_primary(message: str, database_error) -> str:
     """Postgres' primary message; for a DataError, without the offending input it quotes."""
-    from include.shopstream.pg import is_data_exception
+    from include.shopstream.platform.pg import is_data_exception
 
     if is_data_exception(database_error):
         # 'invalid input syntax for type integer: "..."', 'value "..." is out of range ...'
@@ -350,14 +350,14 @@ class data_errors_fail:  # noqa: N801 - used as a context manager, like contextl
 
     def __exit__(self, kind, error, traceback) -> bool:
         if error is not None and not _is_fail_exception(error) and is_data_error(error):
-            from include.shopstream.compat import AirflowFailException
+            from include.shopstream.platform.compat import AirflowFailException
 
             raise AirflowFailException(data_error_message(error, self.source)) from error
         return False
 
 
 def _is_fail_exception(error: BaseException) -> bool:
-    from include.shopstream.compat import AirflowFailException
+    from include.shopstream.platform.compat import AirflowFailException
 
     return isinstance(error, AirflowFailException)
 
@@ -374,7 +374,7 @@ def fail_fast_on_data_errors(task) -> None:
     into for each map index at run time. The copy the task runner executes is ``context["task"]``.
     A merge names its source table, so the message can list a few offending keys.
     """
-    from include.shopstream.compat import MappedOperator
+    from include.shopstream.platform.compat import MappedOperator
 
     if isinstance(task, MappedOperator):
         _fail_fast_once_unmapped(task)
@@ -418,6 +418,6 @@ def _fail_fast_once_unmapped(mapped) -> None:
 
 
 def _data_errors_of(running) -> data_errors_fail:
-    from include.shopstream.sql_steps import source_table_name
+    from include.shopstream.platform.sql_steps import source_table_name
 
     return data_errors_fail(source=source_table_name(running))

@@ -3,19 +3,19 @@
 The inventory API times out or errors on about one call in ten. A failed call raises, so the
 DAG's retry policy applies; a response that breaks the contract is quarantined whole and the
 task fails, so gold.inventory is never half-loaded. The contract on each item is gold.inventory's
-definition, read from the warehouse's catalog (include/shopstream/contract.py), as for orders.
+definition, read from the warehouse's catalog (include/shopstream/platform/contract.py), as for orders.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Integer, Text
 
-from include.shopstream import gold, sql_steps
-from include.shopstream.compat import task, task_group
-from include.shopstream.names import INVENTORY_API_POOL, SOURCE_DB_POOL, STAGING
-from include.shopstream.outputs import INVENTORY, PRODUCT_CATALOG, RAW_PRODUCTS, RAW_STOCK, STOCK_QUARANTINE
-from include.shopstream.sql_steps import table
-from include.shopstream.tasks import prepare_warehouse
+from include.shopstream.platform import gold, sql_steps
+from include.shopstream.platform.compat import task, task_group
+from include.shopstream.platform.names import INVENTORY_API_POOL, SOURCE_DB_POOL, STAGING
+from include.shopstream.platform.outputs import INVENTORY, PRODUCT_CATALOG, RAW_PRODUCTS, RAW_STOCK, STOCK_QUARANTINE
+from include.shopstream.platform.sql_steps import table
+from include.shopstream.platform.tasks import prepare_warehouse
 
 INVENTORY_COLUMNS = ("sku", "warehouse", "on_hand", "reserved", "available", "as_of", "loaded_at")
 CATALOG_COLUMNS = (
@@ -59,8 +59,8 @@ def item_problems(conn, items: list[dict]) -> list[str]:
     """
     import json
 
-    from include.shopstream.contract import problems_query, read_contract
-    from include.shopstream.pg import server_version, sql_module
+    from include.shopstream.platform.contract import problems_query, read_contract
+    from include.shopstream.platform.pg import server_version, sql_module
 
     pgsql = sql_module(conn)
     problems: dict[int, str] = {}
@@ -104,7 +104,7 @@ def item_problems(conn, items: list[dict]) -> list[str]:
 
 def first_problem(problem: str, items: list[dict]) -> str:
     """``problem`` ("items[<i>]: <reason>") for a failure message: the item, its SKU and the rule, no values."""
-    from include.shopstream.contract import rule_of
+    from include.shopstream.platform.contract import rule_of
 
     index, _, reason = problem.partition(": ")
     position = int(index.removeprefix("items[").removesuffix("]"))
@@ -122,16 +122,16 @@ def fetch_stock(logical_date=None) -> dict:
     import requests
     from airflow.providers.http.hooks.http import HttpHook
 
-    from include.shopstream.compat import AirflowException, AirflowFailException, Variable
-    from include.shopstream.lake import lake_hook
-    from include.shopstream.names import (
+    from include.shopstream.platform.compat import AirflowException, AirflowFailException, Variable
+    from include.shopstream.platform.lake import lake_hook
+    from include.shopstream.platform.names import (
         BUCKET,
         INVENTORY_API_CONN_ID,
         INVENTORY_API_PAGE_SIZE_VARIABLE,
         INVENTORY_API_TIMEOUT_VARIABLE,
         lake_uri,
     )
-    from include.shopstream.warehouse import data_errors_fail, warehouse_hook
+    from include.shopstream.platform.warehouse import data_errors_fail, warehouse_hook
 
     hook = HttpHook(method="GET", http_conn_id=INVENTORY_API_CONN_ID)
     timeout = float(Variable.get(INVENTORY_API_TIMEOUT_VARIABLE, "10"))
@@ -198,7 +198,7 @@ def inventory_sync():
 @task(pool=SOURCE_DB_POOL)
 def extract_products(data_interval_start=None) -> dict:
     """Snapshot the source's products to raw/products/ts=<interval start>/."""
-    from include.shopstream.lake import extract_from_source
+    from include.shopstream.platform.lake import extract_from_source
 
     extract = extract_from_source("products_extract.sql", RAW_PRODUCTS.key_for(data_interval_start))
     return {"rows": extract.rows, "uri": extract.uri}

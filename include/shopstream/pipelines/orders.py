@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Column, Text
 
-from include.shopstream import gold, sql_steps
-from include.shopstream.compat import task, task_group
-from include.shopstream.names import GOLD, SOURCE_DB_POOL, STAGING, lake_uri
-from include.shopstream.outputs import (
+from include.shopstream.platform import gold, sql_steps
+from include.shopstream.platform.compat import task, task_group
+from include.shopstream.platform.names import GOLD, SOURCE_DB_POOL, STAGING, lake_uri
+from include.shopstream.platform.outputs import (
     CUSTOMERS_QUARANTINE,
     ORDERS,
     ORDERS_FILE,
@@ -26,9 +26,9 @@ from include.shopstream.outputs import (
     RAW_ORDERS,
     LakeFile,
 )
-from include.shopstream.sql_steps import table
-from include.shopstream.tasks import prepare_warehouse
-from include.shopstream.warehouse import staging_name
+from include.shopstream.platform.sql_steps import table
+from include.shopstream.platform.tasks import prepare_warehouse
+from include.shopstream.platform.warehouse import staging_name
 
 RAW_ORDER_COLUMNS = (
     "source_row_id", "order_id", "customer_id", "product_id", "sku", "category",
@@ -85,7 +85,7 @@ def _text_table(name: str, columns: tuple[str, ...]):
 @task(pool=SOURCE_DB_POOL)
 def extract_customers(data_interval_start=None) -> dict:
     """Snapshot the source's customers to `raw/customers/ds=<ds>/`."""
-    from include.shopstream.lake import extract_from_source
+    from include.shopstream.platform.lake import extract_from_source
 
     extract = extract_from_source("customers_extract.sql", RAW_CUSTOMERS.key_for(data_interval_start))
     return {"rows": extract.rows, "uri": extract.uri}
@@ -94,7 +94,7 @@ def extract_customers(data_interval_start=None) -> dict:
 @task(pool=SOURCE_DB_POOL)
 def extract_orders(data_interval_start=None, data_interval_end=None) -> dict:
     """COPY the orders created or changed in the data interval to `raw/orders/ds=<ds>/`, in parts."""
-    from include.shopstream.lake import extract_from_source
+    from include.shopstream.platform.lake import extract_from_source
 
     extract = extract_from_source(
         "orders_extract.sql",
@@ -122,8 +122,8 @@ def _check_staged(tables: dict, contract_table: str, order_by: str, supplied: tu
     ``contract_table``'s contract (NULL if none), and say which contract that was."""
     from contextlib import closing
 
-    from include.shopstream.contract import check_rows
-    from include.shopstream.warehouse import data_errors_fail, warehouse_hook
+    from include.shopstream.platform.contract import check_rows
+    from include.shopstream.platform.warehouse import data_errors_fail, warehouse_hook
 
     with data_errors_fail(), closing(warehouse_hook().get_conn()) as conn, conn:
         contract = check_rows(
@@ -154,7 +154,7 @@ def check_customers(tables: dict) -> dict:
 def check_orders(tables: dict) -> dict:
     """Mark each staged order with the first way it breaks gold.orders' contract (NULL if none).
 
-    The contract is read from the warehouse's catalog (include/shopstream/contract.py), so a
+    The contract is read from the warehouse's catalog (include/shopstream/platform/contract.py), so a
     constraint added to gold.orders in sql/warehouse_schema.sql is checked from the next run on.
     """
     return _check_staged(tables, ORDERS.table, order_by="source_row_id", supplied=("loaded_at",))
@@ -167,9 +167,9 @@ def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_
     One check for every batch (orders, customers): ``tables["rejected"]`` against ``tables["valid"]``.
     The message names counts and the quarantine file only: the rows themselves may be personal.
     """
-    from include.shopstream.compat import AirflowFailException, Variable
-    from include.shopstream.names import BAD_ROW_THRESHOLD_VARIABLE, DEFAULT_BAD_ROW_THRESHOLD
-    from include.shopstream.warehouse import warehouse_hook
+    from include.shopstream.platform.compat import AirflowFailException, Variable
+    from include.shopstream.platform.names import BAD_ROW_THRESHOLD_VARIABLE, DEFAULT_BAD_ROW_THRESHOLD
+    from include.shopstream.platform.warehouse import warehouse_hook
 
     hook = warehouse_hook()
     bad = hook.get_first(f"SELECT count(*) FROM {tables['rejected']}")[0]
@@ -202,9 +202,9 @@ def publish_orders(data_interval_start=None, data_interval_end=None) -> dict:
     Streamed in bounded batches (``lake.export_query_to_parquet``): a day of a million orders
     through the SDK's ``aql.export_to_file`` held every row in pandas at once, over 1 GiB in one task.
     """
-    from include.shopstream.lake import export_query_to_parquet
-    from include.shopstream.names import sql
-    from include.shopstream.warehouse import warehouse_hook
+    from include.shopstream.platform.lake import export_query_to_parquet
+    from include.shopstream.platform.names import sql
+    from include.shopstream.platform.warehouse import warehouse_hook
 
     key = ORDERS_FILE.key_for(data_interval_start)
     rows = export_query_to_parquet(

@@ -14,8 +14,8 @@ from astro.table import Metadata
 from astro.table import Table as SdkTable
 from sqlalchemy import Column
 
-from include.shopstream.names import LAKE_CONN_ID, WAREHOUSE_CONN_ID
-from include.shopstream.sql_steps import Table
+from include.shopstream.platform.names import LAKE_CONN_ID, WAREHOUSE_CONN_ID
+from include.shopstream.platform.sql_steps import Table
 
 FILE_TYPES = {"csv": FileType.CSV, "ndjson": FileType.NDJSON}
 

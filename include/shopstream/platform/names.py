@@ -23,7 +23,7 @@ BUCKET = "shopstream"
 STAGING = "staging"
 GOLD = "gold"
 
-SQL_DIR = Path(__file__).with_name("sql")
+SQL_DIR = Path(__file__).parents[1] / "sql"
 TEMPLATE_SEARCHPATH = [str(SQL_DIR)]  # every DAG sets it, so that the SQL steps find their .sql files
 
 BAD_ROW_THRESHOLD_VARIABLE = "shopstream_bad_row_threshold"

@@ -24,12 +24,12 @@ from urllib.parse import quote
 
 import attr
 
-from include.shopstream import outputs
-from include.shopstream.compat import BaseOperatorLink
-from include.shopstream.names import BUCKET
+from include.shopstream.platform import outputs
+from include.shopstream.platform.compat import BaseOperatorLink
+from include.shopstream.platform.names import BUCKET
 
 if TYPE_CHECKING:
-    from include.shopstream.compat import BaseOperator
+    from include.shopstream.platform.compat import BaseOperator
 
 PRESIGNED_SECONDS = 3600
 
@@ -86,7 +86,7 @@ def lake_object(uri: str, files: tuple[outputs.LakeFile, ...]) -> str | None:
 
 def presigned_url(uri: str, expires_in: int = PRESIGNED_SECONDS) -> str:
     """A GET URL for ``s3://bucket/key`` that a browser can open without credentials."""
-    from include.shopstream.lake import lake_hook
+    from include.shopstream.platform.lake import lake_hook
 
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     url = lake_hook().generate_presigned_url(
@@ -106,7 +106,7 @@ class LakeObjectLink(BaseOperatorLink):
     files: ClassVar[tuple[outputs.LakeFile, ...]] = ()  # what the link may open
 
     def uri(self, ti_key) -> str | None:
-        from include.shopstream.compat import xcom_value
+        from include.shopstream.platform.compat import xcom_value
 
         uri = s3_uri_in(xcom_value(ti_key), self.field)
         return uri if uri and lake_object(uri, self.files) else None

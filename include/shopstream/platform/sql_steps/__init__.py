@@ -22,8 +22,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from include.shopstream.compat import AIRFLOW_3
-from include.shopstream.names import GOLD, STAGING, WAREHOUSE_CONN_ID
+from include.shopstream.platform.compat import AIRFLOW_3
+from include.shopstream.platform.names import GOLD, STAGING, WAREHOUSE_CONN_ID
 
 BACKEND_VARIABLE = "SHOPSTREAM_SQL_BACKEND"
 BACKENDS = ("astro", "providers")
@@ -74,7 +74,7 @@ def table(name: str, schema: str = GOLD, columns=None) -> Any:
 
     What the back-end's steps take: an SDK ``Table`` or this module's ``Table``.
     """
-    from include.shopstream.warehouse import staging_name
+    from include.shopstream.platform.warehouse import staging_name
 
     if schema == STAGING:
         name = staging_name(name).split(".", 1)[1]

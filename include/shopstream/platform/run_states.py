@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from include.shopstream.compat import AIRFLOW_3, get_current_context
+from include.shopstream.platform.compat import AIRFLOW_3, get_current_context
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _dt(value: datetime | str) -> datetime:
 
 def _interval_start(dag_id: str, run_id: str) -> datetime | None:
     """Airflow 3: the start of a run's data interval, from the Execution API."""
-    from include.shopstream.compat import dag_run
+    from include.shopstream.platform.compat import dag_run
 
     return dag_run(dag_id, run_id).data_interval_start
 
