@@ -161,28 +161,34 @@ RETURNING ti.task_id, ti.run_id, ti.state
 REPORTS_DAG_ID = "analytics_and_reporting_pipeline"
 REPORT_TASKS = "daily_reports."
 
+# The analytics run of the newest business date, and when its first daily_reports task started:
+# a run may finish after the history is in while its report was drawn before.
 LATEST_REPORT = """
-SELECT dr.run_id, dr.state, dr.end_date, max(de.extra::json->>'ds') AS ds
+SELECT dr.run_id, dr.state, dr.end_date, max(de.extra::json->>'ds') AS ds, min(ti.start_date) AS report_started
 FROM dag_run dr
 JOIN dagrun_dataset_event dde ON dde.dag_run_id = dr.id
 JOIN dataset_event de ON de.id = dde.event_id
+LEFT JOIN task_instance ti ON ti.dag_id = dr.dag_id AND ti.run_id = dr.run_id AND starts_with(ti.task_id, %s)
 WHERE dr.dag_id = %s
 GROUP BY dr.run_id, dr.state, dr.end_date
 ORDER BY ds DESC, dr.end_date DESC NULLS FIRST
 LIMIT 1
 """
+LATEST_REPORT_PARAMS = (REPORT_TASKS, REPORTS_DAG_ID)
 
 
 def latest_report(query: Callable[[str, tuple], list[dict]], history_done: datetime) -> tuple[str, dict | None]:
-    """Whether the newest business date's report was made before the history was in.
+    """Whether the newest business date's report was drawn before the history was in.
 
     The scheduler ingests the latest interval at once, so that day's report and 30-day chart are
     made before the backfill has loaded the days before it; re-running its ``daily_reports``
     (which reads the date from the run's own triggering events) redraws them over the whole
-    history. Answers ``("stale", run)``, ``("fresh", run)`` or ``("pending", run or None)``.
+    history. What counts is when the report's tasks started, not when the run ended: a run that
+    finishes after the history is in may have read the warehouse before. Answers
+    ``("stale", run)``, ``("fresh", run)`` or ``("pending", run or None)``.
     """
-    rows = query(LATEST_REPORT, (REPORTS_DAG_ID,))
+    rows = query(LATEST_REPORT, LATEST_REPORT_PARAMS)
     run = rows[0] if rows else None
-    if run is None or run["state"] != "success" or run["end_date"] is None:
+    if run is None or run["state"] != "success" or run["report_started"] is None:
         return "pending", run
-    return ("stale" if run["end_date"] < history_done else "fresh"), run
+    return ("stale" if run["report_started"] < history_done else "fresh"), run

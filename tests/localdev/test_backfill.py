@@ -62,6 +62,44 @@ def test_the_backfill_setting(value, days):
     assert backfill.days_from_env({} if value is None else {"SHOPSTREAM_BACKFILL_DAYS": value}) == days
 
 
+def report_run(state: str, report_started: datetime | None, end_date: datetime | None) -> dict:
+    return {
+        "run_id": "dataset_triggered__2026-12-05T19:21:22+00:00",
+        "state": state,
+        "end_date": end_date,
+        "ds": "2026-12-04",
+        "report_started": report_started,
+    }
+
+
+def at(clock: str) -> datetime:
+    return datetime.fromisoformat(f"2026-12-05T{clock}+00:00")
+
+
+@pytest.mark.parametrize(
+    ("run", "verdict"),
+    [
+        # The ordinary case: the scheduler's run of the newest day drew its report while the
+        # backfill was still loading, and finished after the history was in.
+        (report_run("success", report_started=at("19:22:40"), end_date=at("19:24:16")), "stale"),
+        (report_run("success", report_started=at("19:20:00"), end_date=at("19:21:00")), "stale"),
+        (report_run("success", report_started=at("19:23:40"), end_date=at("19:25:00")), "fresh"),
+        (report_run("running", report_started=at("19:22:40"), end_date=None), "pending"),
+        (report_run("queued", report_started=None, end_date=None), "pending"),
+        (None, "pending"),
+    ],
+)
+def test_the_newest_report_is_redrawn_when_it_was_drawn_before_the_history_was_in(run, verdict):
+    asked = []
+
+    def query(statement, params):
+        asked.append((statement, params))
+        return [run] if run else []
+
+    assert backfill.latest_report(query, history_done=at("19:23:36")) == (verdict, run)
+    assert asked == [(backfill.LATEST_REPORT, (backfill.REPORT_TASKS, backfill.REPORTS_DAG_ID))]
+
+
 @pytest.mark.services
 @pytest.mark.xdist_group("platform")
 def test_a_bad_backfill_setting_stops_run_before_anything_starts(tmp_path):
@@ -114,7 +152,7 @@ def wait_for_report_after(env, moment: str, timeout: float = 300) -> dict:
             psycopg2.connect(metadata_url(env)) as conn,
             conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur,
         ):
-            cur.execute(backfill.LATEST_REPORT, (backfill.REPORTS_DAG_ID,))
+            cur.execute(backfill.LATEST_REPORT, backfill.LATEST_REPORT_PARAMS)
             latest = cur.fetchone()
             cur.execute(
                 "SELECT state, end_date, try_number FROM task_instance WHERE dag_id = %s AND run_id = %s"
