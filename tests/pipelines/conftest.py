@@ -2,8 +2,11 @@
 airflow_settings.yaml applied through the settings loader, and `airflow dags test` runs.
 
 Expected values come from the data generator and plain Python (tests/pipelines/expected.py),
-never from the pipelines' own SQL. The modules are numbered in the order the platform runs
-(sales, inventory, analytics, observability): each builds on the data the earlier ones left.
+never from the pipelines' own SQL. Each module starts from an empty source, warehouse and lake
+(``fresh_data``) and builds what it reads through the pipelines themselves: ``sales_weekend``
+(Friday to Monday ingested night by night) and ``analysed_monday`` (that weekend, the stock and
+Monday's analytics) for the modules that read a history. The platform's services and Airflow's
+metadata database are shared by the session.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -24,6 +28,7 @@ from tests.conftest import PROJECT
 
 # A Monday, so that weekly analytics has a week behind it.
 MONDAY = date(2026, 11, 16)
+WEEKEND = [MONDAY - timedelta(days=n) for n in (3, 2, 1, 0)]  # Friday to Monday
 DATA = ShopStreamData(seed=11, scale=Scale(customers=120, products=40, orders_per_day=60, bad_share=0.05))
 INVENTORY_SEED = 5
 
@@ -116,6 +121,44 @@ class Platform:
         """The sales run for business day ``day`` (the 02:00 run of the next day covers it)."""
         return self.run_dag("sales_core_pipeline", datetime.combine(day + timedelta(days=1), time(2), tzinfo=UTC))
 
+    def ingest(self, days: list[date]) -> None:
+        """Each business day as the nightly runs see it: seeded up to 02:00 of the next day, then ingested."""
+        for day in days:
+            self.seed_until(datetime.combine(day + timedelta(days=1), time(2), tzinfo=UTC))
+            states = self.run_sales(day)
+            assert states["__run__"] == "success", states["__log__"][-4000:]
+
+    def run_inventory(self) -> dict[str, str]:
+        """inventory_mgmt_pipeline for the current hour, against the simulator."""
+        states = self.run_dag("inventory_mgmt_pipeline", datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
+        assert states["__run__"] == "success", states["__log__"][-4000:]
+        return states
+
+    def inbox(self) -> list[dict]:
+        """Every message the alert sink received (Slack and PagerDuty), oldest first."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.stack.ports.alert_sink}/messages", timeout=5) as r:
+            return json.load(r)
+
+    def reset(self) -> None:
+        """A new platform's data: the source with its customers and products but no orders yet,
+        an empty warehouse and an empty lake."""
+        conn = self.stack.pg.connect()
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                for database in (SOURCE_DB, WAREHOUSE_DB):
+                    cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            conn.close()
+        for database in (SOURCE_DB, WAREHOUSE_DB):
+            self.stack.pg.ensure_database(database)
+        seed.seed(self.stack.pg.url(SOURCE_DB), [], DATA)
+        lake = self.lake()
+        for page in lake.get_paginator("list_objects_v2").paginate(Bucket="shopstream"):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                lake.delete_objects(Bucket="shopstream", Delete={"Objects": keys})
+
     def extra_links(self, dag_id: str, logical_date: datetime) -> dict[str, str]:
         """``"task_id | link name" -> URL`` for every extra link of the run, as the UI server makes them."""
         script = RESOLVE_LINKS[self.stack.profile.major]
@@ -178,3 +221,29 @@ def platform(airflow_stack, tmp_path_factory):
     yield platform
     for service in (sink, simulator, stack.lake.service):
         service.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_data(platform):
+    """Each module starts from empty data, whichever modules ran before it and in whatever order."""
+    platform.reset()
+
+
+def at(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def sales_weekend(platform) -> list[date]:
+    """Friday to Monday ingested night by night (Friday's orders change status over the weekend)."""
+    platform.ingest(WEEKEND)
+    return WEEKEND
+
+
+@pytest.fixture(scope="module")
+def analysed_monday(platform, sales_weekend) -> dict[str, str]:
+    """The weekend's sales, the current stock, and Monday's analytics run (its task states)."""
+    platform.run_inventory()
+    states = platform.run_dag("analytics_and_reporting_pipeline", at(MONDAY, 6))
+    assert states["__run__"] == "success", states["__log__"][-4000:]
+    return states

@@ -9,16 +9,14 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from include.shopstream.platform.warehouse import sql
 from localdev.stack import SOURCE_DB
 from tests.pipelines import expected
 from tests.pipelines.conftest import DATA, MONDAY
 
-# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+# The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
-# The day after test_9_faults' and after every other test's: seeding this far moves the orders
-# of earlier days on, so no earlier day is run once this module has seeded.
+# Seeding up to DAY moves the orders of earlier days on: no earlier day is run after that.
 YESTERDAY = MONDAY + timedelta(days=3)
 DAY = MONDAY + timedelta(days=4)
 FIRST_SEEDED = MONDAY - timedelta(days=8)
@@ -42,10 +40,7 @@ def quarantined(platform, what: str) -> list[dict]:
 def empty_texts(platform):
     """Yesterday's ingest succeeded; overnight one known customer's email became '' and a new
     customer arrived without a name, each with orders today."""
-    platform.warehouse(sql("warehouse_schema.sql"))  # when this module runs alone
-    platform.seed_until(at(YESTERDAY + timedelta(days=1)))
-    if not platform.warehouse("SELECT 1 FROM gold.customers WHERE customer_id = %s", (KNOWN,)):  # run alone
-        assert platform.run_sales(YESTERDAY)["__run__"] == "success"
+    platform.ingest([YESTERDAY])
     yesterday = platform.warehouse("SELECT * FROM gold.customers WHERE customer_id = %s", (KNOWN,))
     (email,) = platform.query(SOURCE_DB, "SELECT email FROM customers WHERE customer_id = %s", (KNOWN,))
     platform.seed_until(at(DAY + timedelta(days=1)))

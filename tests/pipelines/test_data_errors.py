@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -12,22 +11,17 @@ from include.shopstream.platform.warehouse import run_key, sql
 from localdev.stack import SOURCE_DB
 from tests.pipelines.conftest import MONDAY
 
-# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+# The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 DAY = MONDAY
-
-
-def inbox(platform) -> list[dict]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{platform.stack.ports.alert_sink}/messages", timeout=5) as r:
-        return json.load(r)
 
 
 @pytest.fixture
 def customers_refused(platform):
     """gold.customers refuses one incoming customer with a constraint that its contract does not
     check (a UNIQUE on a column other than the key): a customer took another one's email."""
-    platform.warehouse(sql("warehouse_schema.sql"))  # when this module runs alone
+    platform.warehouse(sql("warehouse_schema.sql"))  # a new warehouse: the tables a first run would make
     platform.seed_until(datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC))
     platform.warehouse("ALTER TABLE gold.customers ADD CONSTRAINT test_one_customer_per_email UNIQUE (email)")
     (own,) = platform.query(SOURCE_DB, "SELECT email FROM customers WHERE customer_id = 5")
@@ -41,7 +35,7 @@ def customers_refused(platform):
 def test_a_constraint_error_fails_the_task_without_retries_naming_table_constraint_and_keys(
     platform, customers_refused
 ):
-    before = len(inbox(platform))
+    before = len(platform.inbox())
     states = platform.run_sales(DAY)
     assert states["__run__"] == "failed"
     assert states["orders_etl.merge_customers"] == "failed"
@@ -65,7 +59,7 @@ def test_a_constraint_error_fails_the_task_without_retries_naming_table_constrai
     assert "A data error: not retried." in log
 
     # What Slack and PagerDuty received names the constraint and the keys, never the email.
-    alerts = [json.dumps(m["body"]) for m in inbox(platform)[before:]]
+    alerts = [json.dumps(m["body"]) for m in platform.inbox()[before:]]
     assert alerts and all("test_one_customer_per_email" in alert for alert in alerts), alerts
     assert all(f"offending keys in {staged}: 5, 6" in alert for alert in alerts), alerts
     assert not [alert for alert in alerts if customers_refused in alert], "an email reached an alert"

@@ -17,7 +17,7 @@ from localdev.processes import free_port
 from localdev.stack import SOURCE_DB
 from tests.pipelines.conftest import MONDAY
 
-# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+# The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 # The newest seeded day: later seeding has not moved its orders on (re-running an older day
@@ -25,14 +25,9 @@ pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 DAY = MONDAY
 
 
-def inbox(platform) -> list[dict]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{platform.stack.ports.alert_sink}/messages", timeout=5) as r:
-        return json.load(r)
-
-
 def new_messages(platform, before: int) -> tuple[list[str], list[dict]]:
     """(Slack texts, PagerDuty events) received since ``before`` messages."""
-    messages = inbox(platform)[before:]
+    messages = platform.inbox()[before:]
     slack = [m["body"]["text"] for m in messages if m["path"].startswith("/slack")]
     pager = [m["body"] for m in messages if m["path"].startswith("/pagerduty")]
     return slack, pager
@@ -57,7 +52,7 @@ def inventory_api_down(platform):
 
 
 def test_inventory_sends_three_warnings_then_one_critical(platform, inventory_api_down):
-    before = len(inbox(platform))
+    before = len(platform.inbox())
     states = platform.run_dag("inventory_mgmt_pipeline", datetime(2026, 11, 20, 8, tzinfo=UTC))
     assert states["inventory_sync.fetch_stock"] == "failed"
     assert states["__run__"] == "failed"
@@ -98,7 +93,7 @@ def orders_table_hidden(platform):
 
 def test_slack_and_pagerduty_both_down_during_a_final_failure(platform, orders_table_hidden):
     dead = f"http://127.0.0.1:{free_port()}"
-    before = len(inbox(platform))
+    before = len(platform.inbox())
     failed = platform.run_dag(
         "sales_core_pipeline",
         datetime.combine(DAY + timedelta(days=1), time(2), tzinfo=UTC),
@@ -141,7 +136,7 @@ def test_sales_pages_once_after_the_last_retry_and_resolves_on_success(platform,
     # One incident per business date: the run's data interval starts on DAY at 02:00.
     business = datetime.combine(DAY, time(2), tzinfo=UTC)
     key = f"shopstream/sales_core_pipeline/orders_etl.extract_orders/{business.isoformat()}"
-    before = len(inbox(platform))
+    before = len(platform.inbox())
 
     failed = platform.run_sales(DAY)
     assert failed["orders_etl.extract_orders"] == "failed"
@@ -156,7 +151,7 @@ def test_sales_pages_once_after_the_last_retry_and_resolves_on_success(platform,
     assert pager[0]["payload"]["custom_details"]["try_number"] == 4
 
     platform.query(SOURCE_DB, "ALTER TABLE orders_hidden RENAME TO orders")
-    before = len(inbox(platform))
+    before = len(platform.inbox())
     fixed = platform.run_sales(DAY)
     assert fixed["__run__"] == "success", {k: v for k, v in fixed.items() if v != "success" and k != "__log__"}
     slack, pager = new_messages(platform, before)

@@ -16,7 +16,7 @@ import pytest
 
 from include.shopstream.platform.warehouse import sql
 
-# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+# The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 ITEM = {"sku": "SKU-00001", "warehouse": "AMS", "on_hand": 5, "reserved": 1}
@@ -65,7 +65,7 @@ def bad_api():
 def test_a_bad_answer_is_quarantined_whole_and_fails_at_once(platform, bad_api, kind):
     port, answer = bad_api
     answer["body"] = ANSWERS[kind]
-    platform.warehouse(sql("warehouse_schema.sql"))  # when this module runs alone
+    platform.warehouse(sql("warehouse_schema.sql"))  # a new warehouse: the tables a first run would make
     before = platform.warehouse("SELECT sku, on_hand, reserved, as_of FROM gold.inventory ORDER BY sku")
     logical = datetime(2026, 11, 21, list(ANSWERS).index(kind) * 4, tzinfo=UTC)
 

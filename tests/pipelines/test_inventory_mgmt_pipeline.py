@@ -10,7 +10,7 @@ from include.shopstream.pipelines.inventory import contract_problems
 from localdev.inventory_api import sku, stock_level
 from tests.pipelines.conftest import DATA, INVENTORY_SEED
 
-# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+# The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 

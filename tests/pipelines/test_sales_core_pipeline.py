@@ -14,7 +14,7 @@ import pytest
 from tests.pipelines import expected
 from tests.pipelines.conftest import DATA, MONDAY
 
-# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+# The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 DAY = MONDAY - timedelta(days=3)  # Friday: its orders change status on Monday

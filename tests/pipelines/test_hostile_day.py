@@ -16,7 +16,7 @@ import pytest
 from localdev.stack import SOURCE_DB
 from tests.pipelines.conftest import MONDAY
 
-# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+# The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 DAY = MONDAY + timedelta(days=2)  # a Wednesday no other test runs

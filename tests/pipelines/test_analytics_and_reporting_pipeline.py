@@ -1,10 +1,12 @@
-"""analytics_and_reporting_pipeline on the sales data that test_1 loaded (Friday to Monday)."""
+"""analytics_and_reporting_pipeline on a weekend of sales (Friday to Monday), and the links to what it wrote."""
 
 from __future__ import annotations
 
 import io
+import urllib.request
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from tests.pipelines import expected
 from tests.pipelines.conftest import DATA, MONDAY
 
-# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+# The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 CATEGORIES = {p["product_id"]: p["category"] for p in DATA.products()}
@@ -27,10 +29,14 @@ def gold(platform) -> dict[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def monday_run(platform):
-    states = platform.run_dag("analytics_and_reporting_pipeline", at(MONDAY))
-    assert states["__run__"] == "success", states["__log__"][-4000:]
-    return states
+def monday_run(analysed_monday):
+    return analysed_monday
+
+
+def fetch(url: str) -> bytes:
+    """``url`` as someone clicking the link gets it: no credentials."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
 
 
 def test_daily_reports_match_the_orders(platform, monday_run):
@@ -121,3 +127,26 @@ def test_weekly_analytics_is_skipped_on_a_tuesday(platform, monday_run):
     ):
         assert tuesday[f"weekly_analytics.{task}"] == "skipped"
     assert tuesday["daily_reports.announce_daily_reports"] == "success"
+
+
+def test_the_report_chart_and_features_open_from_their_tasks(platform, monday_run):
+    # Resolved as the UI server resolves them (Platform.extra_links); each URL fetched without credentials.
+    links = platform.extra_links("analytics_and_reporting_pipeline", at(MONDAY))
+    assert set(links) == {
+        "daily_reports.write_report_files | Daily report (CSV)",
+        "daily_reports.write_report_files | Revenue chart, 30 days (PNG)",
+        "ml_feature_pipeline.write_features | Customer features (Parquet)",
+    }
+    assert all("Signature=" in url and "Expires=" in url for url in links.values()), links
+
+    report = pd.read_csv(io.BytesIO(fetch(links["daily_reports.write_report_files | Daily report (CSV)"])))
+    expected = platform.warehouse("SELECT category FROM gold.daily_reports WHERE day = %s", (MONDAY,))
+    assert sorted(report["category"]) == sorted(r["category"] for r in expected)
+    assert f"/reports/daily/ds={MONDAY}/" in unquote(links["daily_reports.write_report_files | Daily report (CSV)"])
+
+    chart = fetch(links["daily_reports.write_report_files | Revenue chart, 30 days (PNG)"])
+    assert chart[:8] == b"\x89PNG\r\n\x1a\n"
+
+    features_url = links["ml_feature_pipeline.write_features | Customer features (Parquet)"]
+    features = pd.read_parquet(io.BytesIO(fetch(features_url)))
+    assert len(features) > 0 and "recency_days" in features.columns
