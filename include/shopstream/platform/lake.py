@@ -4,7 +4,10 @@ memory (COPY streamed through parts). Where each file goes is declared in ``outp
 
 from __future__ import annotations
 
+import csv
+import io
 import tempfile
+from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -12,6 +15,7 @@ from include.shopstream.platform.names import BUCKET, LAKE_CONN_ID, lake_uri
 
 PART_ROWS = 200_000  # rows per raw part: what one load step holds in memory at a time
 EXPORT_BATCH_ROWS = 50_000  # rows per Parquet row group written by export_query_to_parquet
+TAIL_BYTES = 65_536  # how much of a part's end is read for its last key
 
 
 def lake_hook():
@@ -73,12 +77,25 @@ def copy_query_to_lake(conn, query: str, params: dict, prefix: str, *, paged: bo
 
 
 def _last_key(part) -> int:
-    """The first column of the last CSV line of ``part`` (read from its end)."""
+    """The first column of the last CSV row of ``part``.
+
+    Read from the part's end when its last line holds no quote: that line then starts a row (a
+    quoted value that carried a newline into it would have to close there). Otherwise the part is
+    read through from the start, as a newline inside a quoted value may have split the row.
+    """
     part.seek(0, 2)
     size = part.tell()
-    part.seek(max(0, size - 65_536))
-    last = part.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    return int(last.split(b",", 1)[0])
+    part.seek(max(0, size - TAIL_BYTES))
+    _, newline, last = part.read().rstrip(b"\n").rpartition(b"\n")
+    if (newline or size <= TAIL_BYTES) and b'"' not in last:
+        return int(last.split(b",", 1)[0])
+    part.seek(0)
+    text = io.TextIOWrapper(part, encoding="utf-8", newline="")
+    try:
+        [last_row] = deque(csv.reader(text), maxlen=1)
+    finally:
+        text.detach()  # the part stays open for its caller
+    return int(last_row[0])
 
 
 def extract_from_source(sql_file: str, prefix: str, params: dict | None = None, *, paged: bool = False) -> Extract:
