@@ -247,3 +247,33 @@ def test_the_room_check_sees_a_backward_import(tmp_path):
     assert room_imports(module) == {"pipelines"}
     module.write_text("from include.shopstream.platform.names import BUCKET\n")
     assert room_imports(module) == {"platform"}
+
+
+# The unit tests mirror the rooms: include/shopstream/<room>/<module>.py is tested in
+# tests/unit/<room>/test_<module>.py (a package's __init__.py by the package's own test files).
+def missing_unit_tests(package, unit_tests) -> list[str]:
+    """The modules under ``package`` without a mirror test file under ``unit_tests``."""
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if path.name == "__init__.py":
+            tested = any((unit_tests / relative.parent).glob("test_*.py"))
+        else:
+            tested = (unit_tests / relative.parent / f"test_{path.name}").is_file()
+        if not tested and relative.parent != relative.parent.parent:  # the rooms' own modules
+            missing.append(str(relative))
+    return missing
+
+
+def test_every_module_has_its_unit_tests():
+    assert missing_unit_tests(PROJECT / "include" / "shopstream", PROJECT / "tests" / "unit") == []
+
+
+def test_the_mirror_check_names_an_untested_module(tmp_path):
+    package, unit_tests = tmp_path / "shopstream", tmp_path / "unit"
+    for module in ("__init__.py", "ops/__init__.py", "ops/links.py", "ops/outbox.py", "platform/steps/__init__.py"):
+        (package / module).parent.mkdir(parents=True, exist_ok=True)
+        (package / module).write_text("")
+    (unit_tests / "ops").mkdir(parents=True)
+    (unit_tests / "ops" / "test_links.py").write_text("")
+    assert missing_unit_tests(package, unit_tests) == ["ops/outbox.py", "platform/steps/__init__.py"]

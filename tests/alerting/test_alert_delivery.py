@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pendulum
@@ -109,36 +108,6 @@ def test_the_longest_ids_airflow_allows_still_fit_pagerduty(to_sink):
     assert 1000 < len(pager[0]["payload"]["summary"]) <= pagerduty_schema.SUMMARY_LIMIT
 
 
-def test_keys_are_stable_across_retries_and_reruns_and_tell_long_ids_apart():
-    first = alerting.describe(failure_context(None, try_number=1))
-    last = alerting.describe(failure_context(None, try_number=4))
-    # A manual re-run of the same business date has another logical date and the same interval.
-    rerun = alerting.describe(failure_context(None, logical_date=pendulum.datetime(2026, 11, 26, 9, 13, tz="UTC")))
-    assert alerting.dedup_key(first) == alerting.dedup_key(last) == alerting.dedup_key(rerun)
-    assert (
-        alerting.dedup_key(first)
-        == "shopstream/sales_core_pipeline/orders_etl.extract_orders/2026-11-25T02:00:00+00:00"
-    )
-    long_a = alerting.describe(failure_context(None, dag_id="d" * 250, task_id="a" * 250))
-    long_b = alerting.describe(failure_context(None, dag_id="d" * 250, task_id="a" * 249 + "b"))
-    assert alerting.dedup_key(long_a) != alerting.dedup_key(long_b)
-    assert alerting.dedup_key(long_a) == alerting.dedup_key(dict(long_a))
-    assert alerting.dedup_key(long_a).startswith("shopstream/" + "d" * 100)
-
-
-def test_a_run_started_by_assets_without_a_logical_date_is_described_by_when_it_was_due():
-    """Airflow 3 gives a run it started on Assets no logical date, ds or data interval."""
-    from types import SimpleNamespace
-
-    due = pendulum.datetime(2026, 11, 26, 9, 13, tz="UTC")
-    context = failure_context(None, dag_id="observability_pipeline", task_id="quality_results")
-    for key in ("logical_date", "data_interval_start", "data_interval_end"):
-        context.pop(key, None)
-    context["dag_run"] = SimpleNamespace(run_after=due)
-    described = alerting.describe(context)
-    assert (described["logical_date"], described["business_date"]) == (due.isoformat(), due.isoformat())
-
-
 def test_a_resolve_carries_only_the_key(to_sink):
     details = alerting.describe(failure_context(None))
     before = len(to_sink.messages())
@@ -235,19 +204,3 @@ def test_stalled_receivers_hold_the_callback_no_longer_than_its_bound(receivers,
     print(f"Slack and PagerDuty both stalled: the callback returned after {elapsed:.1f} s")
     assert len(stalled_slack.hits) == 2 and len(stalled_pager.hits) == 2, "each was tried twice"
     assert elapsed < alerting.DELIVERY_BOUND_SECONDS
-
-
-def test_a_connection_without_a_host_reaches_pagerduty_itself(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_PAGERDUTY_ALERTS", '{"conn_type": "pagerduty_events", "password": "routing-key"}')
-    hook = alerting.pagerduty_hook()
-    assert hook.endpoint is None and hook.integration_key == "routing-key"
-    assert alerting.events_endpoint("http://alert-sink:8082/pagerduty/") == "http://alert-sink:8082/pagerduty"
-    with pytest.raises(ValueError, match="must be a URL with a scheme"):
-        alerting.events_endpoint("alert-sink:8082")
-
-
-def test_the_deadline_summary_and_time_are_readable():
-    moment = datetime(2026, 11, 26, 4, tzinfo=UTC)
-    assert alerting.clip("é" * 2000, alerting.SUMMARY_LIMIT).endswith("…")
-    assert len(alerting.clip("é" * 2000, alerting.SUMMARY_LIMIT)) == alerting.SUMMARY_LIMIT
-    assert alerting.error_text(TimeoutError(f"at {moment}")) == f"TimeoutError: at {moment}"

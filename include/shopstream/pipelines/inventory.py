@@ -136,8 +136,9 @@ def fetch_stock(logical_date=None) -> dict:
     hook = HttpHook(method="GET", http_conn_id=INVENTORY_API_CONN_ID)
     timeout = float(Variable.get(INVENTORY_API_TIMEOUT_VARIABLE, "10"))
     page_size = int(Variable.get(INVENTORY_API_PAGE_SIZE_VARIABLE, "500"))
-    items, page, as_of = [], 1, None
+    items, page, as_of, asked = [], 1, None, set()
     while page:
+        asked.add(page)
         try:
             response = hook.run(
                 "/v1/stock", data={"page": page, "page_size": page_size}, extra_options={"timeout": timeout}
@@ -159,7 +160,12 @@ def fetch_stock(logical_date=None) -> dict:
             )
         as_of = payload.get("as_of")
         items.extend({**item, "as_of": as_of} for item in payload["items"])
-        page = payload.get("next_page")
+        previous, page = page, payload.get("next_page")
+        if page in asked:  # the API would send the same pages round and round until the task timed out
+            raise AirflowFailException(
+                f"the inventory API's page {previous} names page {page!r} as the next one, which it has sent"
+                " already; nothing was loaded"
+            )
     with data_errors_fail(), closing(warehouse_hook().get_conn()) as conn:
         problems = item_problems(conn, items)
     if problems:

@@ -178,6 +178,8 @@ def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_
     raw_threshold = Variable.get(BAD_ROW_THRESHOLD_VARIABLE, str(DEFAULT_BAD_ROW_THRESHOLD))
     try:
         threshold = float(raw_threshold)
+        if not 0 <= threshold <= 1:  # "5" meant as 5% would let every row through; NaN is refused too
+            raise ValueError(raw_threshold)
     except ValueError:
         raise AirflowFailException(
             f"Variable {BAD_ROW_THRESHOLD_VARIABLE} must be a share between 0 and 1, got {raw_threshold!r}"

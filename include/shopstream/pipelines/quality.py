@@ -88,7 +88,7 @@ def check_file(uri: str) -> dict:
     duplicated = frame.duplicated(list(output.key))
     if duplicated.any():
         problems.append(f"{int(duplicated.sum())} {'/'.join(output.key)} values appear twice")
-    not_null = [c for c, kinds in output.columns.items() if "null_check" in kinds and c not in output.key]
+    not_null = [c for c, kinds in output.columns.items() if "null_check" in kinds]
     nulls = frame[not_null].isna().sum()
     if nulls.any():
         problems.append(f"null features: {nulls[nulls > 0].to_dict()}")

@@ -1,15 +1,29 @@
 """orders_etl's contract is read from gold.orders' definition: a constraint added there is checked.
 
 Against real Postgres: the warehouse schema script, an all-text staging table like load_orders
-writes, and the contract's query. Each test runs in a transaction that is rolled back.
+writes, and the contract's query. Each test runs in a transaction that is rolled back. The last
+tests need no database: how a catalog's answer becomes a contract, a contract no incoming row
+could keep, and a reason's rule without its values.
 """
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from include.shopstream.pipelines.orders import RAW_ORDER_COLUMNS
-from include.shopstream.platform.contract import ContractError, check_rows, problems_query, read_contract
+from include.shopstream.platform.contract import (
+    Check,
+    Column,
+    Contract,
+    ContractError,
+    Reference,
+    check_rows,
+    problems_query,
+    read_contract,
+    rule_of,
+)
 from include.shopstream.platform.warehouse import sql
 
 pytestmark = pytest.mark.services
@@ -247,8 +261,6 @@ def test_a_failure_message_names_the_item_and_rule_without_its_values(conn):
 
 
 def test_a_reasons_rule_keeps_no_value():
-    from include.shopstream.platform.contract import rule_of
-
     assert rule_of("breaks known_status ((status = ANY (ARRAY['paid'::text]))): status='Jane, Roe'") == (
         "breaks known_status"
     )
@@ -259,3 +271,108 @@ def test_a_reasons_rule_keeps_no_value():
         "customer_id is in no row of gold.customers (orders_customer_known)"
     )
     assert rule_of("email is missing") == "email is missing"
+
+
+class Catalog:
+    """A cursor whose answers are the catalog's rows: the columns first, then the constraints."""
+
+    def __init__(self, *answers: list[tuple]) -> None:
+        self.answers, self.executed = list(answers), []
+
+    def execute(self, query, params=None) -> None:
+        self.executed.append(params)
+
+    def fetchall(self) -> list[tuple]:
+        return self.answers.pop(0)
+
+
+def test_a_contract_is_read_from_the_catalogs_columns_and_constraints():
+    catalog = Catalog(
+        [("order_id", "bigint", True, False), ("amount", "numeric(12,2)", True, False), ("note", "text", False, True)],
+        [
+            ("orders_pkey", "p", None, ["order_id"], "-", []),
+            ("amount_not_negative", "c", "(amount >= (0)::numeric)", ["amount"], "-", []),
+            ("orders_customer_known", "f", None, ["customer_id"], "gold.customers", ["customer_id"]),
+        ],
+    )
+    contract = read_contract(catalog, "gold.orders")
+    assert catalog.executed == [{"table": "gold.orders"}, {"table": "gold.orders"}]
+    assert contract == Contract(
+        "gold.orders",
+        (
+            Column("order_id", "bigint", True, False),
+            Column("amount", "numeric(12,2)", True, False),
+            Column("note", "text", False, True),
+        ),
+        (Check("amount_not_negative", "(amount >= (0)::numeric)", ("amount",)),),
+        (Reference("orders_customer_known", ("customer_id",), "gold.customers", ("customer_id",)),),
+        ("order_id",),
+    )
+    assert contract.column("amount").type == "numeric(12,2)"
+
+
+RETURNS = Contract(
+    "gold.returns",
+    (
+        Column("return_id", "bigint", True, False),
+        Column("reason", "text", True, False),
+        Column("loaded_at", "timestamp with time zone", True, False),
+        Column("channel", "text", True, True),
+        Column("note", "text", False, False),
+    ),
+    (),
+    (),
+    ("return_id",),
+)
+
+
+def test_a_required_column_neither_the_rows_nor_the_pipeline_supply_cannot_be_checked():
+    with pytest.raises(ContractError, match=r"gold\.returns requires reason, loaded_at, which the rows of staging\.r"):
+        problems_query(RETURNS, "staging.r", ["return_id"], order_by="return_id", server_version=160000)
+    query = problems_query(
+        RETURNS,
+        "staging.r",
+        ["return_id", "reason"],
+        order_by="return_id",
+        server_version=160000,
+        supplied=("loaded_at",),
+    )
+    assert "pg_input_is_valid" in repr(query)  # a column with a default, or nullable, may be absent
+
+
+def test_postgres_15_checks_a_value_without_pg_input_is_valid():
+    columns = ["return_id", "reason", "loaded_at"]
+    older = repr(problems_query(RETURNS, "staging.r", columns, order_by="return_id", server_version=150000))
+    assert "pg_input_is_valid" not in older
+    assert "staging.value_fits" in older  # the timestamp; the integer by pattern and range
+    assert "9223372036854775807" in older
+
+
+def quoted(value: str) -> str:
+    """As quote_literal writes it."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+EXAMPLES = settings(max_examples=200, deadline=None, derandomize=True)
+
+
+@EXAMPLES
+@given(value=st.text(min_size=1, max_size=200))
+def test_no_value_a_reason_quotes_reaches_its_rule(value):
+    reasons = {
+        f"quantity is not a valid integer: {quoted(value)}": "quantity is not a valid integer",
+        f"created_at is not a valid timestamp with time zone: {quoted(value)}": (
+            "created_at is not a valid timestamp with time zone"
+        ),
+        f"breaks known_status ((status = ANY (ARRAY['paid'::text]))): status={quoted(value)}": "breaks known_status",
+        f"sku is not a text: {value}": "sku is not a text",
+    }
+    for reason, rule in reasons.items():
+        assert rule_of(reason) == rule
+
+
+@EXAMPLES
+@given(customer_id=st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_a_reference_reasons_rule_keeps_the_column_but_not_its_value(customer_id):
+    reason = f"customer_id={quoted(str(customer_id))} is in no row of gold.customers (orders_customer_known)"
+    assert rule_of(reason) == "customer_id is in no row of gold.customers (orders_customer_known)"

@@ -283,3 +283,48 @@ def test_the_task_sdk_answers_with_what_the_airflow3_back_end_reads():
     from airflow.sdk.execution_time.comms import DagRunResult, GetDagRun
 
     assert set(GetDagRun.model_fields) >= {"dag_id", "run_id"} and issubclass(DagRunResult, SdkDagRun)
+
+
+def test_a_task_declares_event_inlets_on_airflow_3_only(monkeypatch):
+    monkeypatch.setattr(run_states, "AIRFLOW_3", True)
+    assert run_states.event_inlets(ORDERS, None, "s3://shopstream/gold/customer_360") == [
+        ORDERS,
+        "s3://shopstream/gold/customer_360",
+    ]
+    monkeypatch.setattr(run_states, "AIRFLOW_3", False)  # lineage would push them as XComs there
+    assert run_states.event_inlets(ORDERS) == []
+
+
+def events_a_day_apart(count: int) -> list[AssetEvent]:
+    return [
+        AssetEvent(DAY + timedelta(days=n), f"scheduled__{n}", None, extra={"ds": f"day {n}"} if n else None)
+        for n in range(count)
+    ]
+
+
+def test_airflow2_filters_and_slices_a_datasets_events_itself(monkeypatch):
+    monkeypatch.setattr(run_states, "AIRFLOW_3", False)
+    ctx = {"inlet_events": {ORDERS: events_a_day_apart(4)}}  # Airflow 2.10's accessor: ordered, only sliced
+    found = run_states.dataset_events(ORDERS, context=ctx)
+    assert [e.source_run_id for e in found] == ["scheduled__0", "scheduled__1", "scheduled__2", "scheduled__3"]
+    assert found[0] == run_states.Event(DAY, {}, DAG, "scheduled__0")
+    assert found[1].extra == {"ds": "day 1"}
+    after = run_states.dataset_events(ORDERS, after=DAY + timedelta(days=1), limit=1, context=ctx)
+    assert [e.source_run_id for e in after] == ["scheduled__2"]  # strictly after, then the oldest
+    assert run_states.dataset_events(ORDERS, limit=0, context=ctx) == []
+
+
+def test_airflow3_asks_the_execution_api_to_filter_a_datasets_events(airflow3):
+    accessor = Accessor(events_a_day_apart(4))
+    found = run_states.dataset_events(
+        ORDERS, after=DAY, limit=2, context={"ti": TaskInstance(), "inlet_events": {ORDERS: accessor}}
+    )
+    assert [e.source_run_id for e in found] == ["scheduled__1", "scheduled__2"]
+    assert accessor.calls == [("after", (DAY,))]
+
+
+def test_since_says_when_in_the_moments_own_words_or_that_it_never_ran():
+    since = run_states.Since(DAY, "its first run was created", "it has no run")
+    assert since.describe() == f"its first run was created at {DAY.isoformat()}"
+    assert since.describe(lambda moment: moment.strftime("%d %b %H:%M")) == "its first run was created at 04 Mar 02:00"
+    assert run_states.Since(None, "its first run was created", "it has no run").describe() == "it has no run"

@@ -1,4 +1,5 @@
-"""The retry schedule each policy produces, try by try, as Airflow computes it."""
+"""The failure policies (ops/policies.py): the retry schedule each produces, try by try, as Airflow
+computes it, and the callbacks and time limits each names."""
 
 from __future__ import annotations
 
@@ -60,38 +61,46 @@ def test_each_policy_names_its_alerts(policy, on_failure, on_retry):
     assert policy.get("on_retry_callback") is on_retry
 
 
-def test_the_ingest_is_due_at_four_on_the_day_its_run_starts():
-    # The run for business date 25 Nov covers [25 Nov 02:00, 26 Nov 02:00) and starts at its end.
-    due = datetime(2026, 11, 26, 4, tzinfo=UTC)
-    assert deadlines.INGEST.interval(due) == (
-        datetime(2026, 11, 25, 2, tzinfo=UTC),
-        datetime(2026, 11, 26, 2, tzinfo=UTC),
-    )
-    assert deadlines.INGEST.business_date(due) == date(2026, 11, 25)
-    assert (
-        deadlines.INGEST.incident_key(date(2026, 11, 25)) == "shopstream/sales_core_pipeline/ingest-deadline/2026-11-25"
-    )
+def test_the_deadline_check_retries_every_minute_and_reports_under_the_deadlines_own_key():
+    assert delays(policies.DEADLINE_CHECK) == [timedelta(minutes=1)] * 3
+    assert policies.DEADLINE_CHECK["on_failure_callback"] is deadlines.check_failed
+    assert "on_retry_callback" not in policies.DEADLINE_CHECK and "on_success_callback" not in policies.DEADLINE_CHECK
+
+
+def test_the_redelivery_retries_soon_and_ends_before_its_next_run_starts():
+    from include.shopstream.ops import outbox
+
+    assert delays(policies.ALERT_REDELIVERY) == [timedelta(seconds=30)] * 2
+    timeout = policies.ALERT_REDELIVERY["execution_timeout"]
+    assert timedelta(seconds=outbox.RUN_BUDGET_SECONDS) < timeout < timedelta(minutes=5), "it runs every 5 minutes"
+    assert policies.DEADLINE_CHECK["execution_timeout"] <= timedelta(minutes=5)
 
 
 @pytest.mark.parametrize(
-    ("moment", "due"),
-    [
-        (datetime(2026, 11, 26, 4, 0, tzinfo=UTC), datetime(2026, 11, 26, 4, tzinfo=UTC)),
-        (datetime(2026, 11, 26, 3, 59, 59, tzinfo=UTC), datetime(2026, 11, 25, 4, tzinfo=UTC)),
-        (datetime(2026, 11, 26, 17, 30, tzinfo=UTC), datetime(2026, 11, 26, 4, tzinfo=UTC)),
-    ],
+    "policy", [policies.SALES_CORE, policies.ANALYTICS, policies.OBSERVABILITY], ids=["sales", "analytics", "obs"]
 )
-def test_a_check_started_by_hand_checks_the_latest_deadline_passed(moment, due):
-    assert deadlines.INGEST.latest_due(moment) == due
+def test_a_policy_that_pages_resolves_the_incident_on_success(policy):
+    assert policy["on_failure_callback"] is alerting.critical_failure
+    success = policy["on_success_callback"]
+    assert alerting.resolve_incident in (success if isinstance(success, list) else [success])
 
 
-def test_the_check_runs_when_each_ingest_is_due():
-    from croniter import croniter
+def test_inventory_never_pages_so_resolves_nothing():
+    assert policies.INVENTORY["on_failure_callback"].page is False
+    assert policies.INVENTORY["on_retry_callback"].warnings == 3
+    assert "on_success_callback" not in policies.INVENTORY
 
-    starts = croniter(deadlines.INGEST.schedule, datetime(2026, 11, 1, tzinfo=UTC))
-    checks = croniter(deadlines.INGEST.check_schedule, datetime(2026, 11, 1, tzinfo=UTC))
-    for _ in range(40):
-        assert checks.get_next(datetime) == starts.get_next(datetime) + deadlines.INGEST.due_after
+
+def test_every_policy_names_the_platform_as_owner():
+    named = [value for name, value in vars(policies).items() if name.isupper() and isinstance(value, dict)]
+    assert len(named) == 6
+    assert all(policy["owner"] == policies.OWNER == "shopstream-data" for policy in named)
+
+
+def test_retry_delays_scale_with_the_test_seam(monkeypatch):
+    assert policies.minutes(10) == timedelta(minutes=10)
+    monkeypatch.setattr(policies, "_DELAY_SCALE", 0.01)
+    assert policies.minutes(10) == timedelta(seconds=6)
 
 
 def test_the_ingest_resolves_its_deadline_incident_on_success(monkeypatch):
