@@ -57,7 +57,7 @@ clean: stop ## Stop the platform and delete its state (.local/; AIRFLOW_MAJOR=3:
 	rm -rf $(STATE)
 
 test: $(STAMP) ## Run the whole test suite (TEST_WORKERS=2 pytest-xdist workers; 0 runs them in this process)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30 $(TEST_ARGS)
 
 lint: $(STAMP) ## Lint and check formatting with ruff
 	$(BIN)/ruff check .

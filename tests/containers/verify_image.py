@@ -180,7 +180,7 @@ def build() -> None:
         except subprocess.TimeoutExpired:
             pulled = False
         if not pulled:
-            step(f"{base} cannot be pulled here: building the stand-in runtime (tests/containers/README.md)")
+            step(f"{base} can be neither found nor pulled: building the stand-in runtime (tests/containers/README.md)")
             exports = run(str(HERE / "build.sh"), PROFILE.stand_in, capture=True).stdout
             stand_in = re.search(rf"{PROFILE.stand_in_variable}=(\S+)", exports).group(1)
             run("docker", "tag", stand_in, base)
