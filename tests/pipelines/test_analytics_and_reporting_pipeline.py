@@ -12,16 +12,12 @@ import pandas as pd
 import pytest
 
 from tests.pipelines import expected
-from tests.pipelines.conftest import DATA, MONDAY
+from tests.pipelines.conftest import DATA, MONDAY, at
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 CATEGORIES = {p["product_id"]: p["category"] for p in DATA.products()}
-
-
-def at(day, hour=6):
-    return datetime.combine(day, time(hour), tzinfo=UTC)
 
 
 def gold(platform) -> dict[int, dict]:
@@ -115,7 +111,7 @@ def test_customer_features_are_written_as_parquet(platform, monday_run):
 
 
 def test_weekly_analytics_is_skipped_on_a_tuesday(platform, monday_run):
-    tuesday = platform.run_dag("analytics_and_reporting_pipeline", at(MONDAY + timedelta(days=1)))
+    tuesday = platform.run_dag("analytics_and_reporting_pipeline", at(MONDAY + timedelta(days=1), 6))
     assert tuesday["__run__"] == "success", tuesday["__log__"][-4000:]
     assert tuesday["weekly_analytics.week_to_report"] == "success"
     for task in (
@@ -131,7 +127,7 @@ def test_weekly_analytics_is_skipped_on_a_tuesday(platform, monday_run):
 
 def test_the_report_chart_and_features_open_from_their_tasks(platform, monday_run):
     # Resolved as the UI server resolves them (Platform.extra_links); each URL fetched without credentials.
-    links = platform.extra_links("analytics_and_reporting_pipeline", at(MONDAY))
+    links = platform.extra_links("analytics_and_reporting_pipeline", at(MONDAY, 6))
     assert set(links) == {
         "daily_reports.write_report_files | Daily report (CSV)",
         "daily_reports.write_report_files | Revenue chart, 30 days (PNG)",

@@ -6,6 +6,7 @@ stock and Monday's analytics.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,29 @@ def fetch(url: str) -> bytes:
         return response.read()
 
 
+BAD_ORDER_IDS = 990_000_000_000  # far above the generator's order ids
+
+
+@contextlib.contextmanager
+def bad_order(platform, *, customer: int | None = None, product: int | None = None):
+    """One more gold order, a copy of an existing one for an unknown ``customer`` or ``product``,
+    there while the block runs and deleted after it, whatever the block raised."""
+    customer_id = "customer_id" if customer is None else customer
+    product_id_sku = "product_id, sku" if product is None else f"{product}, 'SKU-NOWHERE'"
+    # gold.orders' foreign key keeps an unknown customer out; replica mode skips it, as a load that
+    # bypassed the pipeline (or a row older than the constraint) would.
+    replica = "SET session_replication_role = replica; " if customer is not None else ""
+    platform.warehouse(
+        f"{replica}INSERT INTO gold.orders SELECT order_id + {BAD_ORDER_IDS}, {customer_id}, {product_id_sku},"
+        " category, quantity, amount, status, refunded_amount, created_at, updated_at, loaded_at"
+        " FROM gold.orders LIMIT 1"
+    )
+    try:
+        yield
+    finally:
+        platform.warehouse(f"DELETE FROM gold.orders WHERE order_id >= {BAD_ORDER_IDS}")
+
+
 def test_a_healthy_platform_passes_every_check(platform):
     states = platform.run_dag("observability_pipeline", datetime.now(UTC).replace(microsecond=0))
     assert states["__run__"] == "success", states["__log__"][-4000:]
@@ -35,51 +59,30 @@ def test_a_healthy_platform_passes_every_check(platform):
 
 
 def test_an_order_of_an_unknown_customer_fails_the_run(platform):
-    # gold.orders' foreign key keeps such a row out; replica mode skips it, as a load that
-    # bypassed the pipeline (or a row older than the constraint) would.
-    platform.warehouse(
-        "SET session_replication_role = replica;"
-        " INSERT INTO gold.orders SELECT order_id + 999000000000, 424242, product_id, sku, category, quantity, amount,"
-        " status, refunded_amount, created_at, updated_at, loaded_at FROM gold.orders LIMIT 1"
-    )
-    try:
+    with bad_order(platform, customer=424242):
         states = platform.run_dag(
             "observability_pipeline", datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
         )
-    finally:
-        platform.warehouse("DELETE FROM gold.orders WHERE customer_id = 424242")
     assert states["__run__"] == "failed"
     assert states["data_quality_checks.orders_table"] == "failed"
     assert states["data_quality_checks.customer_360_table"] == "success"
 
 
 def test_an_order_of_a_product_missing_from_the_catalogue_fails_the_run(platform):
-    platform.warehouse(
-        "INSERT INTO gold.orders SELECT order_id + 998000000000, customer_id, 424243, 'SKU-NOWHERE', category,"
-        " quantity, amount, status, refunded_amount, created_at, updated_at, loaded_at FROM gold.orders LIMIT 1"
-    )
-    try:
+    with bad_order(platform, product=424243):
         states = platform.run_dag(
             "observability_pipeline", datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
         )
-    finally:
-        platform.warehouse("DELETE FROM gold.orders WHERE product_id = 424243")
     assert states["__run__"] == "failed"
     assert states["data_quality_checks.orders_table"] == "failed"
     assert "every_product_in_catalogue" in states["__log__"]
 
 
 def test_quality_results_say_what_ran_and_what_failed_and_page_once(platform):
-    platform.warehouse(
-        "INSERT INTO gold.orders SELECT order_id + 997000000000, customer_id, 424244, 'SKU-NOWHERE', category,"
-        " quantity, amount, status, refunded_amount, created_at, updated_at, loaded_at FROM gold.orders LIMIT 1"
-    )
     before = len(platform.inbox())
     logical_date = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
-    try:
+    with bad_order(platform, product=424244):
         states = platform.run_dag("observability_pipeline", logical_date)
-    finally:
-        platform.warehouse("DELETE FROM gold.orders WHERE product_id = 424244")
     assert states["__run__"] == "failed"
     assert states["data_quality_checks.orders_table"] == "failed"
     assert states["quality_results"] == "failed"

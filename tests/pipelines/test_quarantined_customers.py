@@ -11,7 +11,7 @@ import pytest
 
 from localdev.stack import SOURCE_DB
 from tests.pipelines import expected
-from tests.pipelines.conftest import DATA, MONDAY
+from tests.pipelines.conftest import DATA, MONDAY, at
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
@@ -27,10 +27,6 @@ INSIDE = datetime.combine(DAY, time(9), tzinfo=UTC)
 KNOWN_ORDER, NEW_ORDERS = 900_000_001, (900_000_002, 900_000_003)
 
 
-def at(day, hour=2):
-    return datetime.combine(day, time(hour), tzinfo=UTC)
-
-
 def quarantined(platform, what: str) -> list[dict]:
     body = platform.lake().get_object(Bucket="shopstream", Key=f"quarantine/{what}/ds={DAY}/rejected.csv")["Body"]
     return list(csv.DictReader(io.StringIO(body.read().decode())))
@@ -43,7 +39,7 @@ def empty_texts(platform):
     platform.ingest([YESTERDAY])
     yesterday = platform.warehouse("SELECT * FROM gold.customers WHERE customer_id = %s", (KNOWN,))
     (email,) = platform.query(SOURCE_DB, "SELECT email FROM customers WHERE customer_id = %s", (KNOWN,))
-    platform.seed_until(at(DAY + timedelta(days=1)))
+    platform.seed_until(at(DAY + timedelta(days=1), 2))
     order = (
         "INSERT INTO orders (order_id, customer_id, product_id, quantity, amount, status, refunded_amount,"
         " created_at, updated_at) VALUES (%s, %s, 1, 1, 9.99, 'paid', 0, %s, %s)"
@@ -92,7 +88,7 @@ def test_the_new_customers_orders_are_quarantined_by_the_foreign_key_and_every_o
     reasons = {int(r["order_id"]): r["reason"] for r in quarantined(platform, "orders")}
     for order_id in NEW_ORDERS:
         assert reasons[order_id] == f"customer_id='{NEW}' is in no row of gold.customers (orders_customer_known)"
-    rows = expected.source_rows(DATA, FIRST_SEEDED, at(DAY + timedelta(days=1)))
+    rows = expected.source_rows(DATA, FIRST_SEEDED, at(DAY + timedelta(days=1), 2))
     good, rejected = expected.split(expected.extract(rows, DAY))
     assert len(reasons) == sum(rejected.values()) + len(NEW_ORDERS)
     want = {o["order_id"]: o["status"] for o in good} | {KNOWN_ORDER: "paid"}

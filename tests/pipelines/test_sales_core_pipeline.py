@@ -6,13 +6,13 @@ import csv
 import hashlib
 import io
 import json
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 
 import pyarrow.parquet as pq
 import pytest
 
 from tests.pipelines import expected
-from tests.pipelines.conftest import DATA, MONDAY
+from tests.pipelines.conftest import DATA, MONDAY, at
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
@@ -21,10 +21,6 @@ DAY = MONDAY - timedelta(days=3)  # Friday: its orders change status on Monday
 FIRST_SEEDED = MONDAY - timedelta(days=8)
 CATEGORIES = {p["product_id"]: p["category"] for p in DATA.products()}
 COUNTRIES = {c["customer_id"]: c["country"] for c in DATA.customers()}
-
-
-def at(day, hour=2):
-    return datetime.combine(day, time(hour), tzinfo=UTC)
 
 
 def gold_orders(platform) -> dict[int, dict]:
@@ -48,10 +44,10 @@ def table_digest(platform, table: str, order_by: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def first_run(platform):
-    platform.seed_until(at(DAY + timedelta(days=1)))
+    platform.seed_until(at(DAY + timedelta(days=1), 2))
     states = platform.run_sales(DAY)
     assert states["__run__"] == "success", states["__log__"][-4000:]
-    rows = expected.source_rows(DATA, FIRST_SEEDED, at(DAY + timedelta(days=1)))
+    rows = expected.source_rows(DATA, FIRST_SEEDED, at(DAY + timedelta(days=1), 2))
     good, rejected = expected.split(expected.extract(rows, DAY))
     return {"states": states, "good": good, "rejected": rejected}
 
@@ -162,7 +158,7 @@ def test_bad_rows_above_the_threshold_fail_the_run_and_merge_nothing(platform, f
 
 def test_an_order_changed_later_is_updated_not_duplicated(platform, first_run):
     later = DAY + timedelta(days=3)
-    platform.seed_until(at(later + timedelta(days=1)))
+    platform.seed_until(at(later + timedelta(days=1), 2))
     for day in (DAY + timedelta(days=1), DAY + timedelta(days=2), later):
         states = platform.run_sales(day)
         assert states["__run__"] == "success", states["__log__"][-4000:]
