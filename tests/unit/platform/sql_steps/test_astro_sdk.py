@@ -13,6 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 pytest.importorskip("astro", reason="the Astro SDK is not installed in this profile (it does not run on Airflow 3)")
+pytest.importorskip(
+    "hypothesis", reason="its sources come from test_providers.py, which uses hypothesis (a development tool)"
+)
 
 from astro.constants import FileType
 from sqlalchemy import Column, Integer, Text
