@@ -14,29 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.shopstream.platform.compat import EVENT_TRIGGERED, TRIGGERING_EVENTS
+from include.shopstream.platform.compat import TRIGGERING_EVENTS
 from include.shopstream.platform.events import business_date_reported, newest_event_times, triggering_events
+from tests.unit.platform.contexts import START, scheduled_run, started_by_assets
 
 pytestmark = pytest.mark.devtools
 
-START = pendulum.datetime(2026, 11, 23, 2, tz="UTC")  # the interval of the run that starts at 02:00 on the 24th
 ORDERS = "s3://shopstream/gold/orders"
 CUSTOMERS = "s3://shopstream/gold/customer_360"
 EXAMPLES = settings(max_examples=200, deadline=None, derandomize=True)
-
-
-def scheduled_run(**extra) -> dict:
-    return {
-        "logical_date": START,
-        "data_interval_start": START,
-        "dag_run": SimpleNamespace(run_type="scheduled", run_after=START.add(days=1)),
-        **extra,
-    }
-
-
-def started_by_assets(run_after, events: dict) -> dict:
-    """Airflow 3's context of a run it started on Assets: no logical date, ds or data interval."""
-    return {"dag_run": SimpleNamespace(run_type=EVENT_TRIGGERED, run_after=run_after), TRIGGERING_EVENTS: events}
 
 
 def event(ds: str | None, timestamp=None) -> SimpleNamespace:

@@ -50,18 +50,6 @@ def engine(pg_server):
     engine.dispose()
 
 
-@pytest.fixture
-def lake(monkeypatch):
-    moto = pytest.importorskip("moto")
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", "aws://testing:testing@/?region_name=us-east-1")
-    with moto.mock_aws():
-        import boto3
-
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
 def read(lake, key):
     return pq.read_table(io.BytesIO(lake.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
 

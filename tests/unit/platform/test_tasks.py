@@ -9,31 +9,16 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pendulum
 import pytest
 from jinja2 import Template
 
 from include.shopstream.platform import outputs, tasks, warehouse
-from include.shopstream.platform.compat import DAG, EVENT_TRIGGERED, TRIGGERING_EVENTS, task, task_group
+from include.shopstream.platform.compat import DAG, task, task_group
 from include.shopstream.platform.outputs import DAILY_REPORTS, ORDERS
+from tests.unit.platform.contexts import START, scheduled_run, started_by_assets
 
-START = pendulum.datetime(2026, 11, 23, 2, tz="UTC")  # the interval of the run that starts at 02:00 on the 24th
 RUN_ID = "scheduled__2026-11-23T02:00:00+00:00"
 THE_DAG = SimpleNamespace(dag_id="sales_core_pipeline")
-
-
-def scheduled_run(**extra) -> dict:
-    return {
-        "logical_date": START,
-        "data_interval_start": START,
-        "dag_run": SimpleNamespace(run_type="scheduled", run_after=START.add(days=1)),
-        **extra,
-    }
-
-
-def started_by_assets(run_after, events: dict) -> dict:
-    """Airflow 3's context of a run it started on Assets: no logical date, ds or data interval."""
-    return {"dag_run": SimpleNamespace(run_type=EVENT_TRIGGERED, run_after=run_after), TRIGGERING_EVENTS: events}
 
 
 def a_dag(dag_id: str = "wiring") -> DAG:

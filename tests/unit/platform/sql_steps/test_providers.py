@@ -132,18 +132,6 @@ def warehouse(pg_server):
         yield warehouse_hook()
 
 
-@pytest.fixture
-def lake(monkeypatch):
-    moto = pytest.importorskip("moto")
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", "aws://testing:testing@/?region_name=us-east-1")
-    with moto.mock_aws():
-        import boto3
-
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
 def rows_of(hook, table: str) -> list[tuple]:
     return [tuple(r) for r in hook.get_records(f"SELECT * FROM {table} ORDER BY 1")]
 
