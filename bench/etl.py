@@ -97,24 +97,40 @@ ON CONFLICT (order_id) DO UPDATE SET
 # ``<time> [info     ] [DAG TEST] ...`` on Airflow 3. The same marks time both.
 DAG_TEST_MARK = re.compile(
     r"^\[?(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d))\]? .*?"
-    r"\[DAG TEST\] (?P<what>starting|end task) task_id=(?P<task>\S+)",
+    r"(?:\[DAG TEST\] (?P<what>starting|end task) task_id=(?P<task>\S+)|(?P<api>Task started) )",
     re.M,
 )
 
 
 def task_durations(log: str, group: str = GROUP) -> dict[str, float]:
-    """Seconds from each task's ``[DAG TEST] starting`` line to its ``end task`` line."""
+    """Seconds from each task's start to its ``[DAG TEST] end task`` line.
+
+    The start is its ``[DAG TEST] starting`` line; on Airflow 3, the in-process Execution API's
+    ``Task started`` that follows it (``dags test`` runs one task at a time), where Airflow
+    records the task's start. Between the two, the first task of a ``dags test`` process
+    imports and builds that API (about 4 s, once per process; a deployment's API server has
+    done it before any task), which is the command's start-up, not the task's work.
+    """
     started: dict[str, datetime] = {}
     seconds: dict[str, float] = {}
+    latest = None
     for match in DAG_TEST_MARK.finditer(log):
+        at = datetime.fromisoformat(match["at"])
+        if match["api"]:
+            if latest in started:
+                started[latest] = at
+                latest = None
+            continue
         task = match["task"]
         if not task.startswith(f"{group}."):
+            latest = None
             continue
-        at = datetime.fromisoformat(match["at"])
         if match["what"] == "starting":
+            latest = task
             started[task] = at
         elif task in started:
             seconds[task.removeprefix(f"{group}.")] = (at - started.pop(task)).total_seconds()
+            latest = None
     return seconds
 
 

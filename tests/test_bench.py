@@ -178,6 +178,25 @@ def test_dag_test_log_of_airflow_3_gives_the_same_durations():
     assert task_durations(log) == {"a": 1.75}
 
 
+def test_airflow_3_task_time_starts_where_the_execution_api_starts_the_task():
+    """The first task of an Airflow 3 `dags test` waits while the in-process Execution API is
+    imported and built (seconds, once per process): its time starts at the API's `Task started`."""
+    log = (
+        "2026-12-05T08:40:00.000000Z [info     ] [DAG TEST] starting task_id=orders_etl.a map_index=-1 [x]\n"
+        "2026-12-05T08:40:00.001000Z [info     ] [DAG TEST] running task <TaskInstance: a> [x]\n"
+        "2026-12-05T08:40:04.000000Z [info     ] Task started                   [airflow.api_fastapi] ti_id=1\n"
+        "2026-12-05T08:40:04.500000Z [info     ] [DAG TEST] end task task_id=orders_etl.a map_index=-1 [x]\n"
+        "2026-12-05T08:40:04.510000Z [info     ] [DAG TEST] starting task_id=customer_360.c map_index=-1 [x]\n"
+        "2026-12-05T08:40:04.520000Z [info     ] Task started                   [airflow.api_fastapi] ti_id=2\n"
+        "2026-12-05T08:40:04.600000Z [info     ] [DAG TEST] end task task_id=customer_360.c map_index=-1 [x]\n"
+        "2026-12-05T08:40:04.600000Z [info     ] [DAG TEST] starting task_id=orders_etl.b map_index=-1 [x]\n"
+        "2026-12-05T08:40:04.610000Z [info     ] Task started                   [airflow.api_fastapi] ti_id=3\n"
+        "2026-12-05T08:40:05.610000Z [info     ] Task started                   [airflow.api_fastapi] ti_id=3\n"
+        "2026-12-05T08:40:06.110000Z [info     ] [DAG TEST] end task task_id=orders_etl.b map_index=-1 [x]\n"
+    )
+    assert task_durations(log) == {"a": 0.5, "b": 1.5}
+
+
 def test_profiles_to_measure_and_where_each_writes():
     from pathlib import Path
 
