@@ -81,6 +81,23 @@ def test_a_value_out_of_range_is_a_data_error(warehouse):
     assert "numeric field overflow" in data_error_message(error)
 
 
+def test_a_merge_whose_source_repeats_a_key_fails_fast(warehouse):
+    """Postgres refuses to update one row twice in one INSERT .. ON CONFLICT (SQLSTATE 21000): the
+    same rows refuse it on every try, so the task fails at once instead of retrying for an hour."""
+    twice = (
+        "INSERT INTO gold.orders SELECT o.* FROM (VALUES"
+        " (11, 7, 3, 'SKU-3', 'books', 1, 5.0, 'paid', 0, now(), now(), now()),"
+        " (11, 7, 3, 'SKU-3', 'books', 2, 9.0, 'paid', 0, now(), now(), now())) AS o"
+        " ON CONFLICT (order_id) DO UPDATE SET quantity = EXCLUDED.quantity"
+    )
+    error = raised(warehouse, twice)
+    assert error.pgcode == "21000"
+    assert is_data_error(error)
+    with pytest.raises(AirflowFailException, match="cannot affect row a second time") as failed, data_errors_fail():
+        raise error
+    assert str(failed.value).endswith("A data error: not retried.")
+
+
 def test_an_error_wrapped_by_sqlalchemy_is_recognised(warehouse):
     error = raised(warehouse, ORDER.format(id=1, customer=99, amount=5))
     wrapped = sqlalchemy.exc.IntegrityError("INSERT ...", {}, error)

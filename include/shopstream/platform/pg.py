@@ -106,9 +106,13 @@ def sqlstate(database_error) -> str | None:
 
 # SQLSTATE classes: 22 data exception (a value that does not fit its type, an overflow, a division
 # by zero), 23 integrity constraint violation (NOT NULL, CHECK, foreign and unique keys). The
-# drivers raise DataError and IntegrityError for exactly these.
+# drivers raise DataError and IntegrityError for exactly these. And 21 cardinality violation: a
+# merge whose source holds one key twice ("ON CONFLICT DO UPDATE command cannot affect row a
+# second time"), or a subquery that returns two rows where one is expected; the drivers raise it
+# as ProgrammingError, but the same rows fail it on every try.
 DATA_EXCEPTION = "22"
 INTEGRITY_CONSTRAINT_VIOLATION = "23"
+CARDINALITY_VIOLATION = "21"
 
 
 def _of_class(database_error, state_class: str, kind: str) -> bool:
@@ -125,6 +129,8 @@ def is_data_exception(database_error) -> bool:
 
 
 def is_constraint_or_data_error(database_error) -> bool:
-    return is_data_exception(database_error) or _of_class(
-        database_error, INTEGRITY_CONSTRAINT_VIOLATION, "IntegrityError"
+    return (
+        is_data_exception(database_error)
+        or _of_class(database_error, INTEGRITY_CONSTRAINT_VIOLATION, "IntegrityError")
+        or (sqlstate(database_error) or "")[:2] == CARDINALITY_VIOLATION
     )

@@ -31,7 +31,8 @@ EXAMPLES = settings(max_examples=40, deadline=None, derandomize=True, suppress_h
 @pytest.mark.parametrize(
     ("state", "data_error", "constraint_or_data"),
     [("23502", False, True), ("23505", False, True), ("22P02", True, True), ("22003", True, True),
-     ("08006", False, False), ("57014", False, False), (None, False, False)],
+     ("21000", False, True), ("08006", False, False), ("57014", False, False), ("42P01", False, False),
+     (None, False, False)],
 )  # fmt: skip
 def test_constraint_and_data_errors_are_told_by_their_sqlstate_class(state, data_error, constraint_or_data):
     error = SimpleNamespace(diag=SimpleNamespace(sqlstate=state))
