@@ -302,9 +302,10 @@ def export_to(source: Any, path: str) -> int:
                 rows = copy_out(cur, statement, local)
             local.flush()
         else:
+            key = _local_or_key(path)  # refused before the warehouse is asked for anything
             engine = _hook().get_sqlalchemy_engine()
             try:
-                rows = export_query_to_parquet(engine, f"SELECT * FROM {_quoted(qualified)}", {}, _local_or_key(path))
+                rows = export_query_to_parquet(engine, f"SELECT * FROM {_quoted(qualified)}", {}, key)
             finally:
                 engine.dispose()
             if rows:

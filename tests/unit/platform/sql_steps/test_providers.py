@@ -260,6 +260,13 @@ def test_a_tables_parquet_export_outside_the_lake_is_refused(warehouse, path, me
         providers.export_to("gold.orders", path)
 
 
+def test_a_parquet_export_outside_the_lake_is_refused_before_the_warehouse_is_asked(monkeypatch):
+    """The error names the path, the caller's mistake, even where no warehouse connection is defined."""
+    monkeypatch.delenv("AIRFLOW_CONN_SHOPSTREAM_WAREHOUSE", raising=False)  # no such connection here
+    with pytest.raises(ValueError, match=r"goes to the lake, not to /tmp/orders\.parquet"):
+        providers.export_to("gold.orders", "/tmp/orders.parquet")
+
+
 def put(lake, key: str, body: str) -> None:
     lake.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
 
