@@ -266,13 +266,27 @@ _VALUES_OF_REASON = (
 )
 
 
+# One "column=value" of a foreign key's reason: the value as quote_literal writes it (a text's
+# quotes doubled, E'..' when it holds a backslash) or NULL, so a value holding ", " or "=" is
+# read as one value.
+_SHOWN_VALUE = re.compile(r"(?P<column>[^=']+?)=(?:NULL|E?'(?:[^']|'')*')(?:, |$)", re.DOTALL)
+
+
+def _shown_columns(shown: str) -> str:
+    """The column names of ``shown`` ("a='1', b='x, y=z'" -> "a, b"); "a key" if it is not that shape."""
+    columns, at = [], 0
+    while at < len(shown) and (value := _SHOWN_VALUE.match(shown, at)):
+        columns.append(value["column"])
+        at = value.end()
+    return ", ".join(columns) if columns and at == len(shown) else "a key"
+
+
 def rule_of(reason: str) -> str:
     """``reason`` without the values it quotes: 'breaks known_status', 'quantity is not a valid integer'."""
     for pattern, replacement in _VALUES_OF_REASON:
         found = pattern.match(reason)
         if found and replacement is None:  # a foreign key: "a='1', b='2' is in no row of ..."
-            columns = ", ".join(part.split("=", 1)[0] for part in found["shown"].split(", ") if "=" in part)
-            return f"{columns} {found['rest']}"
+            return f"{_shown_columns(found['shown'])} {found['rest']}"
         if found:
             return found.expand(replacement)
     return reason
