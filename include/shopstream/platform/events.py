@@ -24,7 +24,7 @@ def triggering_events(context) -> dict[str, list[tuple[datetime, dict]]]:
 
 def newest_event_times(context) -> dict[str, datetime]:
     """Dataset URI -> the timestamp of its newest event among those that triggered this run."""
-    return {uri: max(ts for ts, _ in events) for uri, events in triggering_events(context).items()}
+    return {uri: max(ts for ts, _ in events) for uri, events in triggering_events(context).items() if events}
 
 
 def business_date_reported(context) -> date:

@@ -24,7 +24,7 @@ STAGING = "staging"
 GOLD = "gold"
 
 SQL_DIR = Path(__file__).parents[1] / "sql"
-TEMPLATE_SEARCHPATH = [str(SQL_DIR)]  # every DAG sets it, so that the SQL steps find their .sql files
+TEMPLATE_SEARCHPATH = [str(SQL_DIR)]  # set by each DAG that runs SQL steps, so that they find their .sql files
 
 BAD_ROW_THRESHOLD_VARIABLE = "shopstream_bad_row_threshold"
 DEFAULT_BAD_ROW_THRESHOLD = 0.05
