@@ -166,6 +166,8 @@ def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_
 
     One check for every batch (orders, customers): ``tables["rejected"]`` against ``tables["valid"]``.
     The message names counts and the quarantine file only: the rows themselves may be personal.
+    Before it, the two must add up to the rows staged in ``tables["raw"]``; if they do not, the
+    check's output lost rows, and the run fails rather than merge a day with fewer orders.
     """
     from include.shopstream.platform.compat import AirflowFailException, Variable
     from include.shopstream.platform.names import BAD_ROW_THRESHOLD_VARIABLE, DEFAULT_BAD_ROW_THRESHOLD
@@ -175,6 +177,12 @@ def enforce_bad_row_threshold(tables: dict, rows: str = "orders", data_interval_
     bad = hook.get_first(f"SELECT count(*) FROM {tables['rejected']}")[0]
     good = hook.get_first(f"SELECT count(*) FROM {tables['valid']}")[0]
     total = bad + good
+    staged = hook.get_first(f"SELECT count(*) FROM {tables['raw']}")[0]
+    if staged != total:  # every staged row is either valid or rejected: anything else lost or made rows
+        raise AirflowFailException(
+            f"{staged} {rows} were staged in {tables['raw']}, but {good} valid and {bad} rejected were counted;"
+            f" nothing was merged. Clear check_{rows} and the tasks after it to check the staged rows again"
+        )
     raw_threshold = Variable.get(BAD_ROW_THRESHOLD_VARIABLE, str(DEFAULT_BAD_ROW_THRESHOLD))
     try:
         threshold = float(raw_threshold)

@@ -192,10 +192,11 @@ def test_a_batchs_valid_rows_carry_its_gold_tables_columns_and_merge_on_its_key(
 
 
 class Counts:
-    """A warehouse hook whose tables hold ``rejected`` and ``valid`` rows."""
+    """A warehouse hook whose tables hold ``rejected`` and ``valid`` rows, of ``raw`` staged
+    (every staged row, unless told otherwise)."""
 
-    def __init__(self, rejected: int, valid: int):
-        self.counts = {"rejected": rejected, "valid": valid}
+    def __init__(self, rejected: int, valid: int, raw: int | None = None):
+        self.counts = {"rejected": rejected, "valid": valid, "raw": rejected + valid if raw is None else raw}
         self.asked: list[str] = []
 
     def get_first(self, statement: str):
@@ -207,10 +208,10 @@ class Counts:
 TABLES = {part: f"staging.t_{part}" for part in ("raw", "checked", "valid", "rejected")}
 
 
-def judge(monkeypatch, rejected: int, valid: int, rows: str = "orders") -> dict:
+def judge(monkeypatch, rejected: int, valid: int, rows: str = "orders", raw: int | None = None) -> dict:
     from include.shopstream.platform import warehouse
 
-    hook = Counts(rejected, valid)
+    hook = Counts(rejected, valid, raw)
     monkeypatch.setattr(warehouse, "warehouse_hook", lambda: hook)
     return orders.enforce_bad_row_threshold.function(TABLES, rows, data_interval_start=START)
 
@@ -254,7 +255,24 @@ def test_the_threshold_counts_the_batchs_own_rejected_and_valid_tables(monkeypat
     hook = Counts(1, 2)
     monkeypatch.setattr(warehouse, "warehouse_hook", lambda: hook)
     orders.enforce_bad_row_threshold.function(TABLES, "orders", data_interval_start=START)
-    assert sorted(hook.asked) == ["SELECT count(*) FROM staging.t_rejected", "SELECT count(*) FROM staging.t_valid"]
+    assert sorted(hook.asked) == [
+        "SELECT count(*) FROM staging.t_raw",
+        "SELECT count(*) FROM staging.t_rejected",
+        "SELECT count(*) FROM staging.t_valid",
+    ]
+
+
+@pytest.mark.parametrize(("rejected", "valid", "raw"), [(0, 0, 500), (3, 400, 500), (3, 600, 500)])
+def test_a_batch_whose_checked_rows_do_not_add_up_to_its_staged_rows_merges_nothing(monkeypatch, rejected, valid, raw):
+    """Every staged row is valid or rejected; a check table that lost rows (or made some) must not
+    pass as a clean day with fewer orders."""
+    monkeypatch.setenv(THRESHOLD_VARIABLE, "1")
+    with pytest.raises(AirflowFailException) as failed:
+        judge(monkeypatch, rejected, valid, raw=raw)
+    assert str(failed.value) == (
+        f"{raw} orders were staged in staging.t_raw, but {valid} valid and {rejected} rejected were counted;"
+        " nothing was merged. Clear check_orders and the tasks after it to check the staged rows again"
+    )
 
 
 def test_without_the_variable_the_default_share_applies(monkeypatch):

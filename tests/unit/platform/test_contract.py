@@ -398,3 +398,41 @@ def test_a_text_key_that_looks_like_two_columns_is_one_value():
     assert rule_of(reason) == "store, sku is in no row of gold.stock (stock_known)"
     garbled = "garbled is in no row of gold.stock (stock_known)"
     assert rule_of(garbled) == "a key is in no row of gold.stock (stock_known)"
+
+
+def test_the_checked_rows_survive_a_crash_of_postgres(tmp_path):
+    """The run's next tasks read the checked table, maybe after Postgres recovered from a crash
+    (a backend killed by the OOM killer makes it recover): it must still hold every row."""
+    import os
+    import signal
+
+    from localdev import postgres
+    from localdev.processes import free_port
+
+    port, data = free_port(), tmp_path / "data"
+    server = postgres.start_embedded(data, port, tmp_path / "postgres.log")
+    try:
+        with server.connect() as conn:
+            with conn.cursor() as cur:
+                cur.execute(sql("warehouse_schema.sql"))
+                cur.execute("INSERT INTO gold.customers VALUES (7, 'a@example.com', 'A', 'DE', now(), now())")
+                cur.execute("CREATE TABLE staging.raw (" + ", ".join(f"{c} text" for c in RAW_ORDER_COLUMNS) + ")")
+                cur.execute(
+                    "INSERT INTO staging.raw SELECT n, 100 + n, 7, 3, 'SKU-3', 'books', 1, 9.5, 'paid', 0,"
+                    " '2026-11-13 09:00+00', '2026-11-13 09:00+00' FROM generate_series(1, 500) AS n"
+                )
+            check_rows(
+                conn, "gold.orders", "staging.raw", "staging.checked", order_by="source_row_id", supplied=("loaded_at",)
+            )
+        conn.close()
+        os.kill(server.service.pid, signal.SIGQUIT)  # an immediate shutdown: the next start recovers
+        server.service.process.wait(timeout=30)
+        server = postgres.start_embedded(data, port, tmp_path / "postgres.log")
+        with server.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*), count(*) FILTER (WHERE problem IS NULL) FROM staging.checked")
+            assert cur.fetchone() == (500, 500)
+        conn.close()
+        with open(tmp_path / "postgres.log") as log:
+            assert "database system was interrupted" in log.read(), "Postgres did not recover from a crash"
+    finally:
+        server.stop()
