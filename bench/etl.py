@@ -179,7 +179,7 @@ class EtlBench:
 
     def run_pipeline(self, tag: str) -> dict:
         """One `airflow dags test` of orders_etl; the task durations Airflow recorded."""
-        self.warehouse("TRUNCATE gold.orders, gold.customers, bench.orders")
+        self.warehouse("TRUNCATE gold.orders, gold.customers, staging.held_orders, bench.orders")
         measured = run_measured(
             [
                 sys.executable, "-m", "airflow", "dags", "test", DAG_ID, LOGICAL_DATE.isoformat(),

@@ -62,10 +62,10 @@ def split(extracted: list[dict]) -> tuple[list[dict], Counter]:
     good, rejected, seen = [], Counter(), set()
     for row in extracted:
         reason = problem(row, seen)
-        seen.add(row["order_id"])
         if reason:
             rejected[reason] += 1
         else:
+            seen.add(row["order_id"])  # a rejected row takes no key from a later good one
             good.append(row)
     return good, rejected
 

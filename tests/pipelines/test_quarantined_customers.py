@@ -95,3 +95,50 @@ def test_the_new_customers_orders_are_quarantined_by_the_foreign_key_and_every_o
     gold = platform.warehouse("SELECT order_id, status FROM gold.orders WHERE order_id = ANY(%s)", (list(want),))
     assert {r["order_id"]: r["status"] for r in gold} == want, "the known customer's order passes the foreign key"
     assert platform.warehouse("SELECT 1 FROM gold.orders WHERE order_id = ANY(%s)", (list(NEW_ORDERS),)) == []
+
+
+NEXT_DAY = DAY + timedelta(days=1)
+NEXT_INSIDE = datetime.combine(NEXT_DAY, time(9), tzinfo=UTC)
+NEXT_ORDER = 900_000_004  # the known customer's order of the next day: a day with orders
+
+
+@pytest.fixture(scope="module")
+def fixed_next_day(platform, empty_texts):
+    """The next day the new customer has their name; nothing changed in their orders."""
+    platform.query(
+        SOURCE_DB,
+        "UPDATE customers SET full_name = 'New Customer', updated_at = %s WHERE customer_id = %s",
+        (NEXT_INSIDE, NEW),
+    )
+    platform.query(
+        SOURCE_DB,
+        "INSERT INTO orders (order_id, customer_id, product_id, quantity, amount, status, refunded_amount,"
+        " created_at, updated_at) VALUES (%s, %s, 1, 1, 9.99, 'paid', 0, %s, %s)",
+        (NEXT_ORDER, KNOWN, NEXT_INSIDE, NEXT_INSIDE),
+    )
+    held_before = platform.warehouse("SELECT order_id FROM staging.held_orders ORDER BY order_id")
+    try:
+        yield {"states": platform.run_sales(NEXT_DAY), "held_before": held_before}
+    finally:
+        platform.query(SOURCE_DB, "DELETE FROM orders WHERE order_id = %s", (NEXT_ORDER,))
+        ids = [KNOWN_ORDER, *NEW_ORDERS, NEXT_ORDER]
+        platform.warehouse("DELETE FROM gold.orders WHERE order_id = ANY(%s)", (ids,))
+        platform.warehouse("DELETE FROM gold.customers WHERE customer_id = %s", (NEW,))
+        platform.warehouse("DELETE FROM staging.held_orders WHERE order_id = ANY(%s)", ([str(i) for i in ids],))
+
+
+def test_the_new_customers_orders_are_merged_the_day_the_customer_arrives(platform, fixed_next_day):
+    """The orders of a customer quarantined on their first day were held, not only quarantined:
+    the day the customer is fixed and merged, the orders are merged too, though unchanged."""
+    states = fixed_next_day["states"]
+    assert states["__run__"] == "success", states["__log__"][-4000:]
+    assert {str(order_id) for order_id in NEW_ORDERS} <= {row["order_id"] for row in fixed_next_day["held_before"]}
+    assert platform.warehouse("SELECT customer_id FROM gold.customers WHERE customer_id = %s", (NEW,)) != []
+    gold = platform.warehouse(
+        "SELECT order_id, customer_id, status FROM gold.orders WHERE order_id = ANY(%s) ORDER BY order_id",
+        ([*NEW_ORDERS, NEXT_ORDER],),
+    )
+    assert gold == [
+        *({"order_id": order_id, "customer_id": NEW, "status": "paid"} for order_id in NEW_ORDERS),
+        {"order_id": NEXT_ORDER, "customer_id": KNOWN, "status": "paid"},
+    ]

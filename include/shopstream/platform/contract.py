@@ -119,6 +119,12 @@ def _fits(server_version: int, value: pgsql.Composable, type_: str, pgsql: Modul
     return pgsql.SQL("staging.value_fits({}, {})").format(value, pgsql.Literal(type_))
 
 
+def missing_reference(reference: Reference) -> str:
+    """How a reason ends when the row's ``reference`` finds no row: after the values it shows,
+    which quote_literal ends with a quote (or NULL), so no value can end a reason this way."""
+    return f" is in no row of {reference.target} ({reference.name})"
+
+
 def problems_query(
     contract: Contract,
     incoming: str,
@@ -215,7 +221,7 @@ def problems_query(
                 target=pgsql.Identifier(*reference.target.split(".")),
                 match=match,
                 shown=shown(reference.columns),
-                reason=pgsql.Literal(f" is in no row of {reference.target} ({reference.name})"),
+                reason=pgsql.Literal(missing_reference(reference)),
             )
         )
     for index, check in enumerate(checks):
@@ -224,14 +230,6 @@ def problems_query(
                 pgsql.Identifier(f"check_{index}"),
                 pgsql.Literal(f"breaks {check.name} ({check.expression}): "),
                 shown(check.columns),
-            )
-        )
-    if contract.key and set(contract.key) <= set(raw):
-        cases.append(
-            pgsql.SQL("WHEN row_number() OVER (PARTITION BY {key} ORDER BY {order}) > 1 THEN {reason}").format(
-                key=pgsql.SQL(", ").join(raw[name] for name in contract.key),
-                order=pgsql.SQL("CAST(r.{} AS numeric)").format(pgsql.Identifier(order_by)),
-                reason=pgsql.Literal(f"duplicate {', '.join(contract.key)} (another row of the batch has it)"),
             )
         )
     # CHECK passes on NULL, as in Postgres; a NULL where NOT NULL is required is caught above.
@@ -243,7 +241,7 @@ def problems_query(
         ]
     )
     # OFFSET 0 keeps the planner from inlining "f" into every place that reads it.
-    return pgsql.SQL(
+    rows = pgsql.SQL(
         "SELECT r.*, CASE {cases} END AS problem FROM {incoming} AS r"
         " CROSS JOIN LATERAL (SELECT {fits_row} OFFSET 0) AS f"
         " CROSS JOIN LATERAL (SELECT {verdicts} FROM (SELECT {typed_row}) AS t) AS v"
@@ -253,6 +251,22 @@ def problems_query(
         fits_row=fits_row,
         verdicts=verdicts,
         typed_row=typed_row,
+    )
+    if not (contract.key and set(contract.key) <= set(raw)):
+        return rows
+    # A key twice in the batch: the first of its rows that keep every other rule is merged, the
+    # others are duplicates. A row already rejected for another reason takes no key from a good one
+    # (the legacy app's second, corrected write of an order is merged).
+    return pgsql.SQL(
+        "SELECT {columns}, CASE WHEN c.problem IS NULL AND row_number() OVER"
+        " (PARTITION BY {key}, c.problem IS NULL ORDER BY CAST(c.{order} AS numeric)) > 1 THEN {reason}"
+        " ELSE c.problem END AS problem FROM ({rows}) AS c"
+    ).format(
+        columns=pgsql.SQL(", ").join(pgsql.SQL("c.{}").format(pgsql.Identifier(name)) for name in incoming_columns),
+        key=pgsql.SQL(", ").join(pgsql.SQL("c.{}").format(pgsql.Identifier(name)) for name in contract.key),
+        order=pgsql.Identifier(order_by),
+        reason=pgsql.Literal(f"duplicate {', '.join(contract.key)} (another row of the batch has it)"),
+        rows=rows,
     )
 
 
@@ -320,3 +334,143 @@ def check_rows(conn, contract_table: str, incoming: str, output: str, *, order_b
         # tasks would then find no valid and no rejected rows, and merge nothing.
         cur.execute(pgsql.SQL("CREATE TABLE {} AS ").format(output_id) + query)
     return contract
+
+
+# -- Rows that wait for the row they refer to ---------------------------------------------------
+# A row whose foreign key finds no row may only be early: its customer is quarantined today and
+# fixed tomorrow. It is quarantined with its reason like any other, and also held; each later
+# batch takes it in again once every row it refers to is there, until the gold table holds it.
+
+
+def _held_columns(cur, held: str, incoming: str) -> list[str]:
+    """The columns ``held`` shares with ``incoming``, in ``held``'s order."""
+    cur.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped"
+        " ORDER BY attnum",
+        (held,),
+    )
+    held_columns = [row[0] for row in cur.fetchall()]
+    cur.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (incoming,),
+    )
+    present = {row[0] for row in cur.fetchall()}
+    return [name for name in held_columns if name in present]
+
+
+def release_held(conn, contract_table: str, held: str, incoming: str, *, version: str) -> int:
+    """Add to ``incoming`` the rows of ``held`` whose references all hold now, unless ``incoming``
+    has a row of their key (a newer one came); first drop the held rows that the gold table holds
+    at their ``version`` or a newer one (a run merged them). Returns the rows added."""
+    from include.shopstream.platform.pg import sql_module
+
+    pgsql = sql_module(conn)
+    with conn.cursor() as cur:
+        contract = read_contract(cur, contract_table)
+        columns = _held_columns(cur, held, incoming)
+
+        def typed(name: str) -> pgsql.Composable:
+            return pgsql.SQL("CAST(h.{} AS {})").format(pgsql.Identifier(name), pgsql.SQL(contract.column(name).type))
+
+        held_id, incoming_id = pgsql.Identifier(*held.split(".")), pgsql.Identifier(*incoming.split("."))
+        same_key = pgsql.SQL(" AND ").join(
+            pgsql.SQL("g.{} = {}").format(pgsql.Identifier(k), typed(k)) for k in contract.key
+        )
+        cur.execute(
+            pgsql.SQL(
+                "DELETE FROM {held} AS h USING {gold} AS g WHERE {same_key} AND g.{version} >= {held_version}"
+            ).format(
+                held=held_id,
+                gold=pgsql.Identifier(*contract.table.split(".")),
+                same_key=same_key,
+                version=pgsql.Identifier(version),
+                held_version=typed(version),
+            )
+        )
+        found = [
+            pgsql.SQL("EXISTS (SELECT 1 FROM {target} AS ref WHERE {match})").format(
+                target=pgsql.Identifier(*reference.target.split(".")),
+                match=pgsql.SQL(" AND ").join(
+                    pgsql.SQL("ref.{} = {}").format(pgsql.Identifier(target), typed(source))
+                    for source, target in zip(reference.columns, reference.target_columns, strict=True)
+                ),
+            )
+            for reference in contract.references
+        ]
+        newer_came = pgsql.SQL("NOT EXISTS (SELECT 1 FROM {incoming} AS r WHERE {match})").format(
+            incoming=incoming_id,
+            match=pgsql.SQL(" AND ").join(
+                pgsql.SQL("r.{k} = h.{k}").format(k=pgsql.Identifier(k)) for k in contract.key
+            ),
+        )
+        names = pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
+        cur.execute(
+            pgsql.SQL(
+                "INSERT INTO {incoming} ({names}) SELECT {held_names} FROM {held} AS h WHERE {conditions}"
+            ).format(
+                incoming=incoming_id,
+                names=names,
+                held_names=pgsql.SQL(", ").join(pgsql.SQL("h.{}").format(pgsql.Identifier(c)) for c in columns),
+                held=held_id,
+                conditions=pgsql.SQL(" AND ").join([*found, newer_came]),
+            )
+        )
+        return max(cur.rowcount, 0)
+
+
+def hold_unreferenced(conn, contract: Contract, held: str, checked: str, *, order_by: str, version: str) -> int:
+    """Hold the rows of ``checked`` that only wait for a row they refer to (the newest of each key;
+    a held row of that key is replaced by a row of the same or a newer ``version``); and let go of
+    the held keys that ``checked`` rejected for another reason (quarantined today, for good).
+    Returns the rows held now."""
+    from include.shopstream.platform.pg import sql_module
+
+    pgsql = sql_module(conn)
+    if not contract.references or not contract.key:
+        return 0
+    with conn.cursor() as cur:
+        columns = _held_columns(cur, held, checked)
+        held_id, checked_id = pgsql.Identifier(*held.split(".")), pgsql.Identifier(*checked.split("."))
+        waits = pgsql.SQL(" OR ").join(
+            pgsql.SQL("right(c.problem, {n}) = {suffix}").format(
+                n=pgsql.Literal(len(missing_reference(reference))), suffix=pgsql.Literal(missing_reference(reference))
+            )
+            for reference in contract.references
+        )
+        key = pgsql.SQL(", ").join(map(pgsql.Identifier, contract.key))
+        names = pgsql.SQL(", ").join(map(pgsql.Identifier, columns))
+        version_type = pgsql.SQL(contract.column(version).type)
+        cur.execute(
+            pgsql.SQL(
+                "DELETE FROM {held} AS h USING {checked} AS c WHERE {same_key}"
+                " AND c.problem IS NOT NULL AND NOT ({waits})"
+            ).format(
+                held=held_id,
+                checked=checked_id,
+                same_key=pgsql.SQL(" AND ").join(
+                    pgsql.SQL("c.{k} = h.{k}").format(k=pgsql.Identifier(k)) for k in contract.key
+                ),
+                waits=waits,
+            )
+        )
+        cur.execute(
+            pgsql.SQL(
+                "INSERT INTO {held} ({names}) SELECT DISTINCT ON ({key}) {names} FROM {checked} AS c WHERE {waits}"
+                " ORDER BY {key}, CAST(c.{order_by} AS numeric) DESC"
+                " ON CONFLICT ({key}) DO UPDATE SET {updates}"
+                " WHERE CAST(EXCLUDED.{version} AS {version_type}) >= CAST({held}.{version} AS {version_type})"
+            ).format(
+                held=held_id,
+                names=names,
+                key=key,
+                checked=checked_id,
+                waits=waits,
+                order_by=pgsql.Identifier(order_by),
+                updates=pgsql.SQL(", ").join(
+                    pgsql.SQL("{c} = EXCLUDED.{c}").format(c=pgsql.Identifier(c)) for c in columns
+                ),
+                version=pgsql.Identifier(version),
+                version_type=version_type,
+            )
+        )
+        return max(cur.rowcount, 0)

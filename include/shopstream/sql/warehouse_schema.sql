@@ -77,6 +77,16 @@ CREATE TABLE IF NOT EXISTS staging.runs (
     seen_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Orders that wait for their customer: quarantined because their customer_id is in no row of
+-- gold.customers (a new customer quarantined for a missing name, say). Each later run with orders
+-- checks them again once their customer is there, and drops them once gold.orders holds them
+-- (contract.release_held, contract.hold_unreferenced). As they arrived: text, as the staging tables.
+CREATE TABLE IF NOT EXISTS staging.held_orders (
+    source_row_id text, order_id text PRIMARY KEY, customer_id text, product_id text, sku text, category text,
+    quantity text, amount text, status text, refunded_amount text, created_at text, updated_at text,
+    held_since timestamptz NOT NULL DEFAULT now()
+);
+
 -- How many statements have written each gold table, and, for each table rebuilt whole and swapped
 -- in, the count its rows were built after: an older build never replaces a newer one
 -- (warehouse.replace_rows), so a build that started before another run's merge is not swapped in last.

@@ -20,8 +20,10 @@ from include.shopstream.platform.contract import (
     ContractError,
     Reference,
     check_rows,
+    hold_unreferenced,
     problems_query,
     read_contract,
+    release_held,
     rule_of,
 )
 from include.shopstream.platform.warehouse import sql
@@ -120,6 +122,20 @@ def test_the_second_row_of_a_key_is_a_duplicate(conn):
     assert problems(conn, {}, {"status": "shipped"}) == [None, "duplicate order_id (another row of the batch has it)"]
 
 
+def test_a_row_rejected_for_another_reason_takes_no_key_from_a_good_one(conn):
+    """The legacy app writes an order twice, the first time without its customer: the second row
+    is the order, merged; only a third good row of the key is a duplicate."""
+    duplicate = "duplicate order_id (another row of the batch has it)"
+    assert problems(conn, {"customer_id": None}, {}) == ["customer_id is missing", None]
+    assert problems(conn, {"status": "teleported"}, {}, {"quantity": "3"}, {"customer_id": "99"}) == [
+        "breaks known_status ((status = ANY (ARRAY['placed'::text, 'paid'::text, 'shipped'::text,"
+        " 'delivered'::text, 'cancelled'::text, 'refunded'::text]))): status='teleported'",
+        None,
+        duplicate,
+        "customer_id='99' is in no row of gold.customers (orders_customer_known)",
+    ]
+
+
 def test_a_not_null_column_added_to_the_schema_is_checked(conn):
     with conn.cursor() as cur:
         cur.execute("ALTER TABLE gold.orders ADD COLUMN channel text NOT NULL DEFAULT 'web'")
@@ -185,7 +201,7 @@ def test_postgres_15_finds_the_same_problems_as_16(conn):
 def pgsql_order():
     from psycopg2 import sql as pgsql
 
-    return pgsql.SQL(" ORDER BY r.source_row_id::int")
+    return pgsql.SQL(" ORDER BY source_row_id::int")
 
 
 ITEM = {"sku": "A", "warehouse": "AMS", "on_hand": 3, "reserved": 1, "as_of": "2026-11-13T08:00:00Z"}
@@ -436,3 +452,83 @@ def test_the_checked_rows_survive_a_crash_of_postgres(tmp_path):
             assert "database system was interrupted" in log.read(), "Postgres did not recover from a crash"
     finally:
         server.stop()
+
+
+# -- Rows that wait for their customer -----------------------------------------------------------
+
+HELD = "staging.held_orders"
+RAW, CHECKED = "staging.orders_raw_test", "staging.orders_checked_test"
+
+
+def held_orders(conn) -> dict[str, str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT order_id, updated_at FROM staging.held_orders ORDER BY order_id")
+        return dict(cur.fetchall())
+
+
+def hold(conn) -> int:
+    with conn.cursor() as cur:
+        contract = read_contract(cur, "gold.orders")
+    return hold_unreferenced(conn, contract, HELD, CHECKED, order_by="source_row_id", version="updated_at")
+
+
+def test_an_order_waits_for_its_customer_then_joins_the_batch_and_leaves_once_merged(conn):
+    first = problems(conn, {"order_id": "200", "customer_id": "8"}, {"order_id": "201", "status": "teleported"})
+    assert first[0] == "customer_id='8' is in no row of gold.customers (orders_customer_known)"
+    assert hold(conn) == 1
+    assert held_orders(conn) == {"200": GOOD["updated_at"]}, "only the order that waits for a row is held"
+
+    # The next day, before customer 8 arrives: the order stays held, outside the batch.
+    assert problems(conn, {"order_id": "202"}) == [None]
+    assert release_held(conn, "gold.orders", HELD, RAW, version="updated_at") == 0
+    # Customer 8 arrives: the held order joins the day's batch and keeps the contract now.
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO gold.customers VALUES (8, 'b@example.com', 'B', 'FR', now(), now())")
+    assert release_held(conn, "gold.orders", HELD, RAW, version="updated_at") == 1
+    check_rows(conn, "gold.orders", RAW, CHECKED, order_by="source_row_id", supplied=("loaded_at",))
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT order_id, problem FROM {CHECKED} ORDER BY order_id")
+        assert cur.fetchall() == [("200", None), ("202", None)]
+    assert release_held(conn, "gold.orders", HELD, RAW, version="updated_at") == 0, "no key twice in a batch"
+    assert hold(conn) == 0 and held_orders(conn) == {"200": GOOD["updated_at"]}, "held until merged"
+
+    # Merged: the next run lets it go.
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO gold.orders VALUES (200, 8, 3, 'SKU-0003', 'books', 2, 19.90, 'paid', 0,"
+            " %(at)s, %(at)s, now())",
+            {"at": GOOD["updated_at"]},
+        )
+    assert release_held(conn, "gold.orders", HELD, RAW, version="updated_at") == 0
+    assert held_orders(conn) == {}
+
+
+def test_a_held_order_newer_than_gold_stays_and_an_older_one_does_not_replace_it(conn):
+    later, earlier = "2026-11-14 09:00:00+00", "2026-11-12 09:00:00+00"
+    with conn.cursor() as cur:  # gold holds order 300 as it was before it moved to an unknown customer
+        cur.execute(
+            "INSERT INTO gold.orders VALUES (300, 7, 3, 'SKU-0003', 'books', 2, 19.90, 'paid', 0,"
+            " %(at)s, %(at)s, now())",
+            {"at": GOOD["updated_at"]},
+        )
+    problems(conn, {"order_id": "300", "customer_id": "9", "updated_at": later})
+    assert hold(conn) == 1
+    assert release_held(conn, "gold.orders", HELD, RAW, version="updated_at") == 0
+    assert held_orders(conn) == {"300": later}, "gold's older version does not settle the newer held one"
+    problems(conn, {"order_id": "300", "customer_id": "9", "updated_at": earlier})
+    hold(conn)
+    assert held_orders(conn) == {"300": later}, "an older row of the key does not replace the held one"
+
+
+def test_a_held_order_rejected_again_for_another_reason_is_let_go(conn):
+    problems(conn, {"order_id": "400", "customer_id": "8"})
+    hold(conn)
+    assert problems(conn, {"order_id": "400", "status": "teleported"})[0].startswith("breaks known_status")
+    assert hold(conn) == 0
+    assert held_orders(conn) == {}
+
+
+def test_a_value_that_quotes_the_foreign_keys_words_is_not_held(conn):
+    status = "x is in no row of gold.customers (orders_customer_known)"
+    assert problems(conn, {"order_id": "500", "status": status})[0].startswith("breaks known_status")
+    assert hold(conn) == 0
