@@ -34,7 +34,7 @@ from typing import Any
 
 from include.shopstream.ops import alerting
 from include.shopstream.platform import business_dates, outputs, run_states, schedules
-from include.shopstream.platform.compat import task
+from include.shopstream.platform.compat import run_moment, task
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +385,7 @@ class DeadlineCheckFailedNotifier(alerting.OutboxNotifier):
         ti = context["ti"]
         name = (getattr(ti.task, "op_kwargs", None) or {}).get("name", INGEST.name)
         deadline = next(d for d in DEADLINES if d.name == name)
-        due_at = deadline.latest_due(context["logical_date"])
+        due_at = deadline.latest_due(run_moment(context))
         business_date = deadline.business_date(due_at)
         details = {**alerting.describe(context), "business_date": business_date.isoformat()}
         headline = f"{ti.dag_id}: the {due_at:%H:%M} UTC check of the ingest of {business_date} failed"
@@ -406,4 +406,6 @@ def check_deadline(name: str, logical_date=None, dag_run=None, ti=None) -> list[
     """Judge the deadline ``name`` for the dates due up to this run's logical date; see ``enforce``."""
     deadline = next(d for d in DEADLINES if d.name == name)
     by_hand = run_states.triggered_by_hand(dag_run)
-    return enforce(deadline, deadline.latest_due(logical_date), ti.dag_id if ti else None, by_hand)
+    # Airflow 3 may start a run by hand without a logical date: the moment it was due stands in.
+    moment = run_moment({"logical_date": logical_date, "dag_run": dag_run})
+    return enforce(deadline, deadline.latest_due(moment), ti.dag_id if ti else None, by_hand)

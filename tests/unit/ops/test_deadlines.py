@@ -433,3 +433,26 @@ def test_only_the_deadlines_own_task_resolves_its_dates_incident(channels):
         context["ti"].dag_id, context["ti"].task_id = dag_id, task_id
         deadlines.resolve_when_met(context)
     assert channels.sent == [("resolve", key("2030-03-04"))]
+
+
+def by_hand_without_a_logical_date(context: dict, run_after: datetime) -> dict:
+    """Airflow 3's context of a run started by hand with no logical date (nor data interval)."""
+    context = {k: v for k, v in context.items() if k not in ("logical_date", "data_interval_start")}
+    return {**context, "dag_run": SimpleNamespace(run_type="manual", run_after=run_after)}
+
+
+def test_a_check_by_hand_without_a_logical_date_that_could_not_judge_still_pages(channels):
+    context = by_hand_without_a_logical_date(check_context(RuntimeError("no answer")), due(10) + timedelta(hours=5))
+    deadlines.check_failed(context)
+    assert channels.sent == [
+        ("slack", "critical", "ingest_deadline: the 04:00 UTC check of the ingest of 2030-03-09 failed"),
+        ("pagerduty", "trigger", key("2030-03-09")),
+    ]
+
+
+def test_a_check_by_hand_without_a_logical_date_judges_the_latest_deadline_passed(monkeypatch):
+    judged = []
+    monkeypatch.setattr(deadlines, "enforce", lambda deadline, due_at, *rest: judged.append(due_at) or [])
+    run = SimpleNamespace(run_type="manual", external_trigger=True, run_after=due(10) + timedelta(hours=5))
+    deadlines.check_deadline.function(INGEST.name, logical_date=None, dag_run=run, ti=None)
+    assert judged == [due(10)]
