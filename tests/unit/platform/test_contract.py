@@ -532,3 +532,26 @@ def test_a_value_that_quotes_the_foreign_keys_words_is_not_held(conn):
     status = "x is in no row of gold.customers (orders_customer_known)"
     assert problems(conn, {"order_id": "500", "status": status})[0].startswith("breaks known_status")
     assert hold(conn) == 0
+
+
+def test_the_checks_two_steps_find_what_the_single_query_finds(conn):
+    """check_rows marks duplicates by an update after the table is written; problems_query does it
+    in one query (the inventory's items): the same rule, the same problems, row for row."""
+    rows = [
+        {"order_id": "1", "customer_id": None}, {"order_id": "1"}, {"order_id": "1", "status": "shipped"},
+        {"order_id": "2"}, {"order_id": "2", "amount": "-1"}, {"order_id": "2", "customer_id": "99"},
+        {"order_id": "3", "status": "teleported"}, {"order_id": "3", "status": "lost"}, {"order_id": "4"},
+    ]  # fmt: skip
+    found = problems(conn, *rows)
+    with conn.cursor() as cur:
+        contract = read_contract(cur, "gold.orders")
+        query = problems_query(
+            contract, RAW, list(RAW_ORDER_COLUMNS), order_by="source_row_id", server_version=conn.server_version,
+            supplied=("loaded_at",),
+        )  # fmt: skip
+        cur.execute(query + pgsql_order())
+        assert [row[-1] for row in cur.fetchall()] == found
+    duplicate = "duplicate order_id (another row of the batch has it)"
+    assert [p if p is None or p == duplicate else "bad" for p in found] == [
+        "bad", None, duplicate, None, "bad", "bad", "bad", "bad", None,
+    ]  # fmt: skip
