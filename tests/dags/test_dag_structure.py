@@ -175,3 +175,15 @@ def test_alert_redelivery_runs_every_five_minutes_and_never_feeds_its_own_outbox
         task.on_failure_callback is alerting.alerts_not_getting_through
     )
     assert outbox.RUN_BUDGET_SECONDS < task.execution_timeout.total_seconds() < 5 * 60
+
+
+def test_each_dataset_event_is_recorded_by_one_task_instance_at_a_time(dagbag):
+    """Two runs of a producer recording the same event at once (a backfill beside the daily run)
+    can deadlock in Airflow 3.3's metadata database, which then fails the task without retries."""
+    producers = [t for dag in dagbag.dags.values() for t in dag.tasks if outlets_of(t)]
+    assert producers
+    assert {t.task_id: t.max_active_tis_per_dag for t in producers} == {t.task_id: 1 for t in producers}
+
+
+def outlets_of(task) -> set[str]:
+    return {o.uri for o in task.outlets if isinstance(o, Dataset)}

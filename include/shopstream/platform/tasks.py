@@ -79,10 +79,15 @@ def announce(output: Output, day=None):
 
     It is the producer's last step: when anything before it fails, no event is recorded and
     nothing downstream runs on stale data.
+
+    One at a time across the DAG's runs (``max_active_tis_per_dag=1``): on Airflow 3.3 two runs
+    recording the same Asset's event at the same moment (a backfill beside the daily run) can
+    deadlock in the metadata database while the API server queues the consumers, and the API
+    server then fails the task outright, without its retries.
     """
     dataset = output.dataset
 
-    @task(task_id=output.announce_task_id, outlets=[dataset])
+    @task(task_id=output.announce_task_id, outlets=[dataset], max_active_tis_per_dag=1)
     def _announce(day: str | None, outlet_events=None, **context) -> None:
         from include.shopstream.platform.business_dates import business_date
 
