@@ -13,8 +13,9 @@ observability follow as they do for a scheduled run, and the 30-day chart fills 
   unfinished is marked failed and its tasks re-run.
 - The runner prints a line per finished day; the runs show in the grid as backfill runs.
 - On Airflow 2 a backfilled task whose process ended without recording its state (killed, or
-  its last write lost to a metadata-database deadlock) is set up for retry: the scheduler's
-  zombie detection leaves backfill runs alone and the backfill itself would wait for it forever.
+  its last write lost to a metadata-database deadlock), or never started though it was queued,
+  is set up for retry: the scheduler's zombie and stuck-in-queued handling leave backfill runs
+  alone and the backfill itself would wait for it forever.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ SETTING = "SHOPSTREAM_BACKFILL_DAYS"
 MAX_DAYS = 366
 RUN_HOUR = 2  # sales_core_pipeline runs at 02:00 UTC
 MAX_RESTARTS = 3  # a backfill process that died with days unfinished is started again this often
-# A task process that stopped heartbeating this long ago is dead (Airflow's own zombie threshold).
+# A task process that stopped heartbeating this long ago is dead (Airflow's own zombie threshold);
+# a task queued this long ago while a worker was free never started.
 ORPHAN_AFTER_SECONDS = 300
+AIRFLOW_PARALLELISM = 32  # [core] parallelism when the environment does not set it
 
 
 def days_from_env(env: Mapping[str, str]) -> int:
@@ -81,6 +84,9 @@ class Backfill:
     # Days handed to a restarted backfill: their runs were set failed so that it redoes them,
     # so "failed" is final for them only once that backfill has ended.
     retrying: set[datetime] = field(default_factory=set)
+    # The backfill executor's task processes ([core] parallelism): a task queued while that many
+    # run may still be waiting for a worker.
+    parallelism: int = AIRFLOW_PARALLELISM
 
     def runs(self) -> dict[datetime, tuple[str, str]]:
         """Logical date -> (state, run id) of the sales run of each wanted day that has one."""
@@ -133,28 +139,53 @@ class Backfill:
 
     def requeue_orphans(self) -> list[str]:
         """Set up for retry (or failed, on the last try) the backfilled tasks nobody runs any more; a line each."""
-        return [
-            f"history: {row['task_id']} of {row['run_id']} ended without recording its state;"
-            f" {'set up for retry' if row['state'] == 'up_for_retry' else 'failed, it had no try left'}"
-            for row in self.query(REQUEUE_ORPHANS, (DAG_ID, ORPHAN_AFTER_SECONDS))
-        ]
+        lines = []
+        params = {"dag_id": DAG_ID, "after": ORPHAN_AFTER_SECONDS, "parallelism": self.parallelism}
+        for row in self.query(REQUEUE_ORPHANS, params):
+            what = "ended without recording its state" if row["was"] == "running" else "was queued and never started"
+            then = "set up for retry" if row["state"] == "up_for_retry" else "failed, it had no try left"
+            lines.append(f"history: {row['task_id']} of {row['run_id']} {what}; {then}")
+        return lines
 
 
 # Airflow 2.10's backfill reads its running tasks' states from the metadata database and lets the
-# executor's "finished" events go; the scheduler reaps zombies only among the tasks it queued.
-# A backfilled task still "running" whose LocalTaskJob has ended (or stopped heartbeating) is
-# therefore never finished by anyone: it is what the scheduler's zombie handling would make of
-# it, up for retry while it has tries left (the backfill queues it again) and failed otherwise.
+# executor's "finished" events go (their keys carry the next try's number, its own do not); the
+# scheduler reaps zombies and tasks stuck in queued only among the tasks it queued. Nobody
+# therefore finishes a backfilled task
+# - still "running" whose LocalTaskJob has ended (or stopped heartbeating): killed, or its last
+#   write lost to a metadata-database deadlock;
+# - still "queued" long after the backfill's executor had a free worker for it (fewer of its
+#   tasks running, with a live LocalTaskJob, than [core] parallelism): its `airflow
+#   tasks run` process ended before it recorded "running" (a deadlock with another task's
+#   mini-scheduler while it starts, a killed process). The backfill would count it as running
+#   for ever.
+# Each is what the scheduler's own handling would make of it: up for retry while it has tries
+# left (the backfill queues it again) and failed otherwise. The state read first is checked again
+# as the row is updated, so a task that has just started is left alone.
 REQUEUE_ORPHANS = """
+WITH orphan AS (
+    SELECT ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.state AS was
+    FROM task_instance ti
+    JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id AND dr.run_type = 'backfill'
+    WHERE ti.dag_id = %(dag_id)s AND (
+        (ti.state = 'running' AND EXISTS (
+            SELECT FROM job
+            WHERE job.id = ti.job_id AND job.job_type = 'LocalTaskJob'
+              AND (job.state <> 'running' OR job.latest_heartbeat < now() - make_interval(secs => %(after)s))))
+        OR (ti.state = 'queued' AND ti.queued_dttm < now() - make_interval(secs => %(after)s)
+            AND (SELECT count(*) FROM task_instance busy JOIN job ON job.id = busy.job_id
+                 WHERE busy.queued_by_job_id = ti.queued_by_job_id AND busy.state = 'running'
+                   AND job.state = 'running' AND job.latest_heartbeat >= now() - make_interval(secs => %(after)s)
+                ) < %(parallelism)s)
+    )
+)
 UPDATE task_instance ti
 SET state = CASE WHEN ti.try_number <= ti.max_tries THEN 'up_for_retry' ELSE 'failed' END,
     end_date = now(), updated_at = now()
-FROM job, dag_run dr
-WHERE ti.dag_id = %s AND ti.state = 'running'
-  AND job.id = ti.job_id AND job.job_type = 'LocalTaskJob'
-  AND (job.state <> 'running' OR job.latest_heartbeat < now() - make_interval(secs => %s))
-  AND dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id AND dr.run_type = 'backfill'
-RETURNING ti.task_id, ti.run_id, ti.state
+FROM orphan
+WHERE ti.dag_id = orphan.dag_id AND ti.task_id = orphan.task_id AND ti.run_id = orphan.run_id
+  AND ti.map_index = orphan.map_index AND ti.state = orphan.was
+RETURNING ti.task_id, ti.run_id, ti.state, orphan.was
 """
 
 

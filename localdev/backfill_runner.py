@@ -99,13 +99,10 @@ class BackfillRunner:
             # Airflow 3: recorded in the metadata database; the scheduler runs it.
             self.cli.airflow(*args, what="recording the history backfill")
             return
+        env = self.env or self.environment.build()
+        history.parallelism = int(env.get("AIRFLOW__CORE__PARALLELISM") or backfill.AIRFLOW_PARALLELISM)
         self.tracker.backfill = launch(
-            "Airflow backfill",
-            "airflow",
-            args,
-            self.logs / "backfill.log",
-            env=self.env or self.environment.build(),
-            cwd=ROOT,
+            "Airflow backfill", "airflow", args, self.logs / "backfill.log", env=env, cwd=ROOT
         )
         self.tracker.write()
 

@@ -436,7 +436,12 @@ def test_8_two_sales_runs_at_once_leave_gold_as_one_after_the_other(chain, first
     deadline = time.monotonic() + SALES_TIMEOUT
     while chain.stack.backfill_running():
         followed += filter(None, [chain.stack.resume_backfill(history)])
-        assert time.monotonic() < deadline, f"the backfill did not end: {followed}\n{log.read_text()[-3000:]}"
+        if time.monotonic() >= deadline:
+            lines = [line for line in log.read_text().splitlines() if "backfill progress" not in line]
+            pytest.fail(
+                f"the backfill did not end: {followed}\n{chain.evidence(SALES, backfill_id)}\n"
+                f"backfill log, but its progress lines: {chr(10).join(lines[-60:])}"
+            )
         time.sleep(1)
     assert chain.stack.backfill_process is None or chain.stack.backfill_process.process.returncode == 0, (
         log.read_text()[-3000:]

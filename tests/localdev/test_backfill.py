@@ -12,14 +12,14 @@ import os
 import re
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
 import pytest
 
-from localdev import LocalDevError, backfill
+from localdev import LocalDevError, backfill, profile
 from tests.localdev.test_run import api, metadata_url, run_env, run_once, start_run, stop_run
 
 
@@ -217,3 +217,113 @@ def test_run_backfills_the_history_and_a_second_run_does_not_redo_it(tmp_path):
         assert not (tmp_path / "state" / "stack.json").read_text().count("Airflow backfill")
     finally:
         stop_run(again)
+
+
+# A backfilled task's state as Airflow 2.10 leaves it, and whether the history sets it up again:
+# (state, its LocalTaskJob, queued how long ago, tries used and allowed, tasks running beside it)
+ORPHANS = {
+    "killed_mid_run": ("running", "success", 600, (2, 3), 0, "up_for_retry"),
+    "killed_on_its_last_try": ("running", "success", 600, (4, 3), 0, "failed"),
+    "silent_for_ten_minutes": ("running", "running-silent", 600, (1, 3), 0, "up_for_retry"),
+    "running_now": ("running", "running", 600, (1, 3), 0, "running"),
+    "never_started": ("queued", "success", 600, (2, 3), 0, "up_for_retry"),
+    "never_started_on_its_last_try": ("queued", "success", 600, (4, 3), 0, "failed"),
+    "just_queued": ("queued", "success", 30, (2, 3), 0, "queued"),
+    "waiting_for_a_busy_worker": ("queued", "success", 600, (2, 3), 2, "queued"),
+    "finished": ("success", "success", 600, (1, 3), 0, "success"),
+}
+
+
+@pytest.mark.services
+@pytest.mark.skipif(
+    not profile.current().backfill_is_a_process,
+    reason="Airflow 3's scheduler runs backfills and handles their zombies and stuck tasks itself",
+)
+def test_backfilled_tasks_that_nobody_runs_are_set_up_again_and_nothing_else(airflow_stack):
+    """Airflow 2's backfill would count these as running for ever (localdev/backfill.py); on the
+    real metadata schema, each is set up for retry (failed on its last try) and nothing else is."""
+    stack = airflow_stack
+    day = datetime(2001, 1, 1, 2, tzinfo=UTC)
+    run_ids = {"backfill": f"backfill__{day.isoformat()}", "scheduled": f"scheduled__{day.isoformat()}"}
+    job_states = {"success": ("success", 0), "running": ("running", 0), "running-silent": ("running", 600)}
+
+    def job(state: str) -> int:
+        status, silent = job_states[state]
+        (row,) = stack.metadata(
+            "INSERT INTO job (dag_id, job_type, state, start_date, latest_heartbeat)"
+            " VALUES (%s, %s, %s, now() - interval '20 minutes', now() - make_interval(secs => %s)) RETURNING id",
+            (backfill.DAG_ID, "LocalTaskJob", status, silent),
+        )
+        return row["id"]
+
+    def clean() -> None:
+        stack.metadata("DELETE FROM task_instance WHERE run_id = ANY(%s)", (list(run_ids.values()),))
+        stack.metadata("DELETE FROM dag_run WHERE run_id = ANY(%s)", (list(run_ids.values()),))
+
+    clean()
+    try:
+        for offset, (run_type, run_id) in enumerate(run_ids.items()):
+            stack.metadata(
+                "INSERT INTO dag_run (dag_id, run_id, execution_date, run_type, state, external_trigger, clear_number)"
+                " VALUES (%s, %s, %s, %s, 'running', false, 0)",
+                (backfill.DAG_ID, run_id, day + timedelta(hours=offset), run_type),
+            )
+            for task_id, (state, job_state, queued_ago, (try_number, max_tries), beside, _) in ORPHANS.items():
+                # Each task with its own backfill executor, so that only its own neighbours keep its workers busy.
+                (backfill_job,) = stack.metadata(
+                    "INSERT INTO job (dag_id, job_type, state, start_date, latest_heartbeat)"
+                    " VALUES (%s, 'BackfillJob', 'running', now(), now()) RETURNING id",
+                    (backfill.DAG_ID,),
+                )
+                for n in range(beside + 1):
+                    stack.metadata(
+                        "INSERT INTO task_instance (dag_id, task_id, run_id, map_index, state, try_number, max_tries,"
+                        " pool, pool_slots, priority_weight, queued_dttm, queued_by_job_id, job_id, executor_config)"
+                        " VALUES (%s, %s, %s, -1, %s, %s, %s, 'default_pool', 1, 1,"
+                        " now() - make_interval(secs => %s), %s, %s, %s)",
+                        (
+                            backfill.DAG_ID,
+                            f"{task_id}.beside_{n}" if n else task_id,
+                            run_id,
+                            "running" if n else state,
+                            try_number,
+                            max_tries,
+                            queued_ago,
+                            backfill_job["id"],
+                            job("running" if n else job_state),
+                            psycopg2.Binary(b"\x80\x04}\x94."),  # pickle.dumps({})
+                        ),
+                    )
+        history = backfill.Backfill(dates=[day], query=stack.metadata, parallelism=2)
+        lines = history.requeue_orphans()
+        states = {
+            (row["run_id"], row["task_id"]): row["state"]
+            for row in stack.metadata(
+                "SELECT run_id, task_id, state FROM task_instance WHERE run_id = ANY(%s)", (list(run_ids.values()),)
+            )
+        }
+    finally:
+        clean()
+    assert {task: states[run_ids["backfill"], task] for task in ORPHANS} == {
+        task: want for task, (*_, want) in ORPHANS.items()
+    }
+    # The scheduler's own runs are the scheduler's: it reaps their zombies and stuck tasks.
+    assert {task: states[run_ids["scheduled"], task] for task in ORPHANS} == {
+        task: state for task, (state, *_) in ORPHANS.items()
+    }
+    ended, never, retry, last = (
+        "ended without recording its state",
+        "was queued and never started",
+        "set up for retry",
+        "failed, it had no try left",
+    )
+    assert sorted(lines) == sorted(
+        f"history: {task} of {run_ids['backfill']} {what}; {then}"
+        for task, what, then in [
+            ("killed_mid_run", ended, retry),
+            ("killed_on_its_last_try", ended, last),
+            ("silent_for_ten_minutes", ended, retry),
+            ("never_started", never, retry),
+            ("never_started_on_its_last_try", never, last),
+        ]
+    )
