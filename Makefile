@@ -38,11 +38,14 @@ TEST_WORKERS ?= 2
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
 
+# --compile-bytecode: every Airflow process (scheduler, each task, each CLI call) imports Airflow,
+# pandas and the providers; without .pyc files, and where PYTHONDONTWRITEBYTECODE is set, each one
+# compiles them from source again (parsing the DAGs: 4.6 s of CPU instead of 1.5 s).
 $(STAMP): $(LOCK)
 	@$(PYTHON) localdev/check_python.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python $(LOCK)
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python $(LOCK)
 	@touch $@
 
 venv: $(STAMP) ## Create the profile's virtualenv from its lock (.venv; AIRFLOW_MAJOR=3: .venv-airflow3)
