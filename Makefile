@@ -29,11 +29,8 @@ endif
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-lock
-# Two workers keep both cores busy. What runs in order on one worker is grouped (xdist_group):
-# the end-to-end scenarios (one scheduler), the `make run` tests (each a platform of its own) and
-# each pipeline or alerting module (its history and its resets on the worker's own platform).
-# Groups with more tests are handed out first, so the two long groups start at once and the
-# modules and single tests fill in around them.
+# The end-to-end group and the platform group (pipelines, make run) each wait mostly on
+# Airflow's scheduler and process start-up, so two workers halve the wall time even on 2 cores.
 TEST_WORKERS ?= 2
 
 .PHONY: help venv run stop clean test lint format lock seed airflow bench image image-test

@@ -213,6 +213,7 @@ def test_a_stuck_alert_is_reported_once_to_the_other_channel_and_resolved_when_t
     assert [e["event_action"] for e in pager] == ["trigger", "resolve"]
 
 
+@pytest.mark.xdist_group("platform")  # the probes' metadata database (conftest.py)
 def test_incidents_whose_success_no_callback_saw_are_resolved_by_the_housekeeping(probe_airflow, airflow_stack, sink):
     from tests.alerting.conftest import run_probe
 

@@ -16,8 +16,8 @@ import pytest
 
 from tests.alerting.conftest import run_probe
 
-# The probes use their own metadata database on the worker's Postgres (conftest.py).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group(__name__)]
+# The probes use their own metadata database on the platform group's Postgres (conftest.py).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 KEY = "shopstream/sales_core_pipeline/ingest-deadline/{}"
 # The check's retries a minute apart, played in well under a second each.

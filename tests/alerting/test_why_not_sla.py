@@ -17,7 +17,7 @@ from tests.alerting.conftest import run_probe
 
 pytestmark = [
     pytest.mark.services,
-    pytest.mark.xdist_group(__name__),
+    pytest.mark.xdist_group("platform"),
     pytest.mark.skipif(
         AIRFLOW_3,
         reason="Airflow 3 has no SLAs (sla= and sla_miss_callback are gone): nothing to compare the check with",

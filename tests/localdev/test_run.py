@@ -28,10 +28,8 @@ from localdev.processes import free_port
 from localdev.profile import call_api, current
 from tests.conftest import PROJECT
 
-# The `make run` tests (here, test_backfill.py, test_browser.py) each start a platform of their own;
-# as one group they run one after the other on one xdist worker, scheduled early beside the
-# end-to-end group rather than last (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("localdev")]
+# One xdist worker runs the whole group, in file order (see the Makefile's test target).
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 PROFILE = current()
 
 

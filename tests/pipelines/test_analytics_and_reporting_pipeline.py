@@ -15,7 +15,7 @@ from tests.pipelines import expected
 from tests.pipelines.conftest import DATA, MONDAY, at
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group(__name__)]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 CATEGORIES = {p["product_id"]: p["category"] for p in DATA.products()}
 

@@ -12,7 +12,7 @@ from localdev.stack import SOURCE_DB
 from tests.pipelines.conftest import MONDAY
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group(__name__)]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 DAY = MONDAY
 

@@ -13,7 +13,7 @@ from localdev.stack import SOURCE_DB, WAREHOUSE_DB
 from tests.pipelines.conftest import MONDAY
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group(__name__)]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
 
 # Seeding up to DAY moves the orders of earlier days on: a re-run of an older day would extract
 # mostly the copies that later seeding changed, which rightly fail the bad-row threshold.
