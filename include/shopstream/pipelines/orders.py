@@ -235,15 +235,19 @@ def publish_orders(data_interval_start=None, data_interval_end=None) -> dict:
     """
     from include.shopstream.platform.lake import export_query_to_parquet
     from include.shopstream.platform.names import sql
-    from include.shopstream.platform.warehouse import warehouse_hook
+    from include.shopstream.platform.warehouse import warehouse_engine
 
     key = ORDERS_FILE.key_for(data_interval_start)
-    rows = export_query_to_parquet(
-        warehouse_hook().get_sqlalchemy_engine(),
-        sql("orders_of_interval.sql").format(orders=ORDERS.table),
-        {"start": data_interval_start, "end": data_interval_end},
-        key,
-    )
+    engine = warehouse_engine()
+    try:
+        rows = export_query_to_parquet(
+            engine,
+            sql("orders_of_interval.sql").format(orders=ORDERS.table),
+            {"start": data_interval_start, "end": data_interval_end},
+            key,
+        )
+    finally:
+        engine.dispose()
     print(f"published {rows} orders to {lake_uri(key)}")
     return {"rows": rows, "uri": lake_uri(key)}
 

@@ -44,6 +44,21 @@ def warehouse_hook():
     return PostgresHook(postgres_conn_id=WAREHOUSE_CONN_ID)
 
 
+def warehouse_engine():
+    """A SQLAlchemy engine on the warehouse, for what pandas reads or writes: through psycopg2 on
+    both profiles (the hook's own URL, its driver replaced).
+
+    On Airflow 3 the hook's engine would use psycopg 3 (its choice wherever psycopg 3 and
+    SQLAlchemy 2 are installed). Through it pandas read a million gold orders 2.9 times slower
+    (39 s against 13.5 s, the same query and Parquet export): psycopg 3 gives each timestamptz a
+    zoneinfo time zone, which pandas converts value by value, and fetches a server-side cursor's
+    rows in many small round trips. psycopg2 comes with the Postgres provider on both profiles.
+    """
+    from sqlalchemy import create_engine
+
+    return create_engine(warehouse_hook().sqlalchemy_url.set(drivername="postgresql+psycopg2"))
+
+
 def ensure_warehouse() -> None:
     """Create the schemas and gold tables (with their keys) unless they exist."""
     warehouse_hook().run(sql("warehouse_schema.sql"))

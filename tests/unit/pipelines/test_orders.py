@@ -312,15 +312,20 @@ def test_published_orders_are_those_the_interval_touched_written_under_its_busin
         exported.update(engine=engine, query=query, params=params, key=key)
         return 42
 
-    engine = object()
+    class Engine:
+        disposed = False
+
+        def dispose(self):
+            self.disposed = True
+
+    engine = Engine()
     monkeypatch.setattr(lake, "export_query_to_parquet", export)
-    monkeypatch.setattr(
-        warehouse, "warehouse_hook", lambda: type("Hook", (), {"get_sqlalchemy_engine": lambda _: engine})()
-    )
+    monkeypatch.setattr(warehouse, "warehouse_engine", lambda: engine)
     published = orders.publish_orders.function(data_interval_start=START, data_interval_end=END)
     assert published == {"rows": 42, "uri": "s3://shopstream/gold/orders/ds=2026-11-13/orders.parquet"}
     assert exported["key"] == "gold/orders/ds=2026-11-13/orders.parquet"
     assert exported["engine"] is engine
+    assert engine.disposed
     assert exported["params"] == {"start": START, "end": END}
     assert "SELECT * FROM gold.orders" in exported["query"]
     assert "updated_at >= CAST(:start AS timestamptz) AND updated_at < CAST(:end AS timestamptz)" in exported["query"]

@@ -69,6 +69,12 @@ def _hook():
     return warehouse_hook()
 
 
+def _engine():
+    from include.shopstream.platform.warehouse import warehouse_engine
+
+    return warehouse_engine()
+
+
 # -- Lake objects: a file, or a folder of parts -------------------------------------------
 
 
@@ -198,7 +204,7 @@ def _create_like(conn, output: str, sample) -> None:
 
     sql = sql_module(conn)
     schema, name = output.split(".", 1)
-    engine = _hook().get_sqlalchemy_engine()
+    engine = _engine()
     try:
         with conn.cursor() as cur:
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_identifier(sql, output)))
@@ -272,7 +278,7 @@ def table_frame(qualified: str):
     import pandas as pd
     from sqlalchemy import text
 
-    engine = _hook().get_sqlalchemy_engine()
+    engine = _engine()
     try:
         with engine.connect() as conn:
             return pd.read_sql(text(f"SELECT * FROM {_quoted(qualified)}"), conn)
@@ -303,7 +309,7 @@ def export_to(source: Any, path: str) -> int:
             local.flush()
         else:
             key = _local_or_key(path)  # refused before the warehouse is asked for anything
-            engine = _hook().get_sqlalchemy_engine()
+            engine = _engine()
             try:
                 rows = export_query_to_parquet(engine, f"SELECT * FROM {_quoted(qualified)}", {}, key)
             finally:
