@@ -23,10 +23,13 @@ or astro-runtime-3) is tagged with that name for this one build, then untagged.
    the middle of a task does not stop its run from succeeding. Reports the day's end-to-end
    time against step 3's (a ratio) and a task's start-up on a plain and a preloaded worker.
 
-On the Airflow 3 profile, ``test`` runs steps 1 to 3 with Airflow 3.3.2 (DAGs listed with
-``--local``, as Airflow 3's CLI otherwise reads what a DAG processor stored), and step 3 on
-tests/containers/astro-dev-3: api-server, scheduler, dag-processor and triggerer, healthy on
-/api/v2/monitor/health; Asset events in place of Dataset events. There is no Celery step yet.
+On the Airflow 3 profile, ``test`` runs the same steps with Airflow 3.3.2 (DAGs listed with
+``--local``, as Airflow 3's CLI otherwise reads what a DAG processor stored): step 3 on
+tests/containers/astro-dev-3 (api-server, scheduler, dag-processor and triggerer, healthy on
+/api/v2/monitor/health), step 4 on tests/containers/celery-3 (the same with Redis and two Celery
+workers that run their tasks through the API server's Execution API); Asset events in place of
+Dataset events, and a killed worker's try failed by the task instance heartbeat timeout in place
+of the zombie check.
 ``smoke`` (Airflow 3 only) builds, then runs that stack with the stand-in DAGs of
 tests/containers/astro-dev-3/smoke-dags instead of dags/: a deferred task resumed by the
 triggerer, a connection from airflow_settings.yaml, and an Asset-triggered run, end to end.
@@ -91,6 +94,8 @@ class Profile:
     stand_in: str  # the build.sh name of the stand-in runtime, and the variable it exports
     stand_in_variable: str
     compose: Path
+    celery_compose: Path
+    heartbeat_lost: str  # what the scheduler logs when a running task's heartbeat stops (lower case)
     web_service: str
     health_path: str
     health_parts: tuple[str, ...]
@@ -111,6 +116,8 @@ PROFILES = {
         stand_in="astro-runtime",
         stand_in_variable="SHOPSTREAM_RUNTIME_STAND_IN",
         compose=HERE / "astro-dev" / "docker-compose.yml",
+        celery_compose=HERE / "celery" / "docker-compose.yml",
+        heartbeat_lost="zombie",
         web_service="webserver",
         health_path="/health",
         health_parts=("metadatabase", "scheduler", "triggerer"),
@@ -129,6 +136,8 @@ PROFILES = {
         stand_in="astro-runtime-3",
         stand_in_variable="SHOPSTREAM_RUNTIME3_STAND_IN",
         compose=HERE / "astro-dev-3" / "docker-compose.yml",
+        celery_compose=HERE / "celery-3" / "docker-compose.yml",
+        heartbeat_lost="without a heartbeat",
         web_service="api-server",
         health_path="/api/v2/monitor/health",
         health_parts=("metadatabase", "scheduler", "triggerer", "dag_processor"),
@@ -581,28 +590,32 @@ def kill_worker_mid_task(stack: Stack, run_id: str, logical_date) -> None:
     zombie_lines = [
         line
         for line in stack("logs", "--no-color", "scheduler", capture=True).stdout.splitlines()
-        if "zombie" in line.lower() and victim["task_id"] in line
+        if PROFILE.heartbeat_lost in line.lower() and victim["task_id"] in line
     ]
     print(
-        f"{victim['task_id']}: try {victim['try_number']} on {victim['hostname']} failed (zombie: no heartbeat),"
+        f"{victim['task_id']}: try {victim['try_number']} on {victim['hostname']} failed (no heartbeat),"
         f" try {final['try_number']} started on {survivor}"
         f" {(final['start_date'] - killed_utc).total_seconds():.0f} s after the kill and succeeded;"
         f" run {run_id} succeeded {time.monotonic() - killed_at:.0f} s after the kill"
     )
     for line in zombie_lines[:1]:
         print(f"  scheduler: {line.split('|', 1)[-1].strip()[:300]}")
-        logged = re.search(r"\[(\d{4}-\d\d-\d\dT[\d:.]+\+0000)\]", line)
+        # Airflow 2 logs "[2026-12-06T21:40:57.584+0000]", Airflow 3 "2026-12-06T21:40:57.584701Z".
+        logged = re.search(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)(?:\+0000|Z)", line)
         if logged:
-            found = datetime.strptime(logged.group(1), "%Y-%m-%dT%H:%M:%S.%f%z")
-            print(f"  the zombie was found {(found - killed_utc).total_seconds():.0f} s after the kill")
+            found = datetime.strptime(logged.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+            print(f"  the lost heartbeat was found {(found - killed_utc).total_seconds():.0f} s after the kill")
 
 
 def check_celery(local_seconds: float | None) -> None:
-    """The same DAGs on CeleryExecutor with two workers (tests/containers/celery)."""
-    stack = Stack(HERE / "celery" / "docker-compose.yml", CELERY_PROJECT)
+    """The same DAGs on CeleryExecutor with two workers (tests/containers/celery, celery-3)."""
+    stack = Stack(PROFILE.celery_compose, CELERY_PROJECT)
     started = time.monotonic()
     try:
-        start_stack(stack, "CeleryExecutor: docker compose up (tests/containers/celery + the override)")
+        start_stack(
+            stack,
+            f"CeleryExecutor: docker compose up (tests/containers/{PROFILE.celery_compose.parent.name} + the override)",
+        )
         stack.wait(
             "both Celery workers are ready",
             lambda: all(" ready." in stack("logs", "--no-color", w, capture=True).stdout for w in WORKERS),
@@ -627,7 +640,7 @@ def check_celery(local_seconds: float | None) -> None:
         preload_line = next((line for line in worker_2_log if "preloaded" in line), "worker-2: no preload line")
         print(
             f"Celery task start-up (queued to running): worker-1 (plain): {startup(tis, 'worker-1')};"
-            f" worker-2 (SDK preloaded): {startup(tis, 'worker-2')}"
+            f" worker-2 (include/shopstream preloaded): {startup(tis, 'worker-2')}"
         )
         print(f"  {preload_line.split('|', 1)[-1].strip()}")
 
@@ -694,9 +707,9 @@ def check_smoke() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global PROFILE, IMAGE, COMPOSE_PROJECT
+    global PROFILE, IMAGE, COMPOSE_PROJECT, CELERY_PROJECT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # stacks: build, then only the compose stacks (steps 3 and 4); celery: only step 4;
+    # stacks: build, then only the compose stacks (steps 3 and 4); celery: build, then only step 4;
     # smoke (Airflow 3): build, then the Airflow 3 stack with the stand-in DAGs.
     parser.add_argument("action", choices=("build", "test", "stacks", "celery", "smoke"))
     parser.add_argument(
@@ -712,8 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     IMAGE = os.environ.get("SHOPSTREAM_IMAGE") or PROFILE.default_image
     if PROFILE.major == 3 and "SHOPSTREAM_COMPOSE_PROJECT" not in os.environ:
         COMPOSE_PROJECT = f"{COMPOSE_PROJECT}-airflow3"  # beside the Airflow 2 profile's stacks
-    if PROFILE.major == 3 and args.action == "celery":
-        parser.error("the Celery stack runs on the Airflow 2 profile only")
+        CELERY_PROJECT = f"{COMPOSE_PROJECT}-celery"
     if PROFILE.major == 2 and args.action == "smoke":
         parser.error("smoke runs the Airflow 3 stack: --airflow-major 3 (or AIRFLOW_MAJOR=3)")
     if shutil.which("docker") is None or run("docker", "info", capture=True, check=False).returncode != 0:
@@ -730,8 +742,7 @@ def main(argv: list[str] | None = None) -> int:
             check_pytest()
         if args.action in ("test", "stacks"):
             local_seconds = check_stack()
-            if PROFILE.major == 2:
-                check_celery(local_seconds=local_seconds)
+            check_celery(local_seconds=local_seconds)
         if args.action == "celery":
             check_celery(local_seconds=None)
         if args.action == "smoke":
