@@ -47,6 +47,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -721,6 +722,9 @@ def main(argv: list[str] | None = None) -> int:
         " default: the environment's AIRFLOW_MAJOR",
     )
     args = parser.parse_args(argv)
+    # Stopped from outside (make's or CI's SIGTERM): leave through the `finally` that takes the
+    # stack down, as Ctrl-C does, rather than leave it for the engine to restart.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     PROFILE = PROFILES[args.airflow_major]
     IMAGE = os.environ.get("SHOPSTREAM_IMAGE") or PROFILE.default_image
     if PROFILE.major == 3 and "SHOPSTREAM_COMPOSE_PROJECT" not in os.environ:
