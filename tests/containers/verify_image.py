@@ -714,6 +714,11 @@ def main(argv: list[str] | None = None) -> int:
     # smoke (Airflow 3): build, then the Airflow 3 stack with the stand-in DAGs.
     parser.add_argument("action", choices=("build", "test", "stacks", "celery", "smoke"))
     parser.add_argument(
+        "--no-build",
+        action="store_true",
+        help="verify the image as it is, without building it first (it must exist: `make image` built it)",
+    )
+    parser.add_argument(
         "--airflow-major",
         type=int,
         choices=sorted(PROFILES),
@@ -738,9 +743,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.no_build and args.action == "build":
+        parser.error("--no-build leaves nothing for build to do")
+    if args.no_build and not image_present(IMAGE):
+        print(f"error: --no-build, but there is no image {IMAGE}: build it first (make image)", file=sys.stderr)
+        return 1
     started = time.monotonic()
     try:
-        build()
+        if args.no_build:
+            step(f"{IMAGE} as built before (--no-build)")
+        else:
+            build()
         if args.action == "test":
             check_dags()
             check_pytest()

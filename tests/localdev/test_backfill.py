@@ -101,7 +101,7 @@ def test_the_newest_report_is_redrawn_when_it_was_drawn_before_the_history_was_i
 
 
 @pytest.mark.services
-@pytest.mark.xdist_group("platform")
+@pytest.mark.xdist_group("make-run")
 def test_a_bad_backfill_setting_stops_run_before_anything_starts(tmp_path):
     result = run_once(run_env(tmp_path / "state", SHOPSTREAM_BACKFILL_DAYS="lots"))
     assert result.returncode == 2
@@ -167,7 +167,7 @@ def wait_for_report_after(env, moment: str, timeout: float = 300) -> dict:
 
 
 @pytest.mark.services
-@pytest.mark.xdist_group("platform")
+@pytest.mark.xdist_group("make-run")
 @pytest.mark.timeout(1500)
 def test_run_backfills_the_history_and_a_second_run_does_not_redo_it(tmp_path):
     """The backfill's own process is killed once along the way: run starts it again."""

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.conftest import PROJECT
 from tests.localdev.test_run import api, run_env, start_run, stop_run
 
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("make-run")]
 
 ARTIFACTS = Path(os.environ.get("SHOPSTREAM_TEST_ARTIFACTS", PROJECT / "test-artifacts")) / "browser"
 DAGS = ("sales_core_pipeline", "inventory_mgmt_pipeline", "analytics_and_reporting_pipeline", "observability_pipeline")

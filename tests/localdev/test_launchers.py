@@ -15,7 +15,7 @@ from localdev import LocalDevError, alert_sink, inventory_api, postgres, s3
 from localdev.processes import free_port, port_is_free
 
 # One xdist worker runs the whole group, in file order (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("make-run")]
 
 
 def gone(pid: int) -> bool:

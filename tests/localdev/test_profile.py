@@ -325,7 +325,7 @@ def log_text(answer: dict) -> str:
 
 
 @pytest.mark.services
-@pytest.mark.xdist_group("platform")
+@pytest.mark.xdist_group("make-run")
 @pytest.mark.timeout(900)
 def test_the_stack_runs_stand_in_dags_and_serves_their_logs(tmp_path):
     chosen = profile.current()

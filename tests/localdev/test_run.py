@@ -29,7 +29,7 @@ from localdev.profile import call_api, current
 from tests.conftest import PROJECT
 
 # One xdist worker runs the whole group, in file order (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("make-run")]
 PROFILE = current()
 
 
