@@ -30,13 +30,14 @@ endif
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.synced-lock
-# Three groups of tests keep one worker each, in file order: `platform` (the pipelines and alerting
-# tests on one shared platform), `make-run` (the local platform's own tests, each starting one)
-# and `e2e` (the Dataset chain on a scheduler). pytest-xdist hands the groups out largest first
-# (by number of tests), so `platform` and `make-run` start together and `e2e` follows on the
-# worker that frees first; the single tests fill in. On Airflow 2 that puts about the same
-# work on both workers (2287 s and 2175 s of tests by their durations, where the make-run tests beside
-# the pipelines had made one worker 2499 s and left the other idle for its last 11 minutes).
+# Groups of tests keep one worker each, in file order: `platform` and `platform-2` (the alerting
+# and pipeline tests, each half on a platform of its worker's), `make-run` (the local platform's
+# own tests, each starting one) and `e2e` (the Dataset chain on a scheduler). pytest-xdist hands
+# the groups out largest first (by number of tests): the two platform halves start together and
+# `make-run` and `e2e` follow on whichever worker frees first; the single tests fill in. By the
+# tests' durations on 2 cores that leaves about the same work on each worker on both profiles,
+# where one group of pipelines and make-run tests kept one worker busy long after the other
+# (Airflow 2: 2499 s against 1870 s; Airflow 3: about 1800 s against 1300 s).
 TEST_WORKERS ?= 2
 
 .PHONY: help venv run stop clean test lint format lock seed airflow bench image image-test

@@ -18,10 +18,10 @@ or astro-runtime-3) is tagged with that name for this one build, then untagged.
 3. the ``astro dev start`` stack (tests/containers/astro-dev plus docker-compose.override.yml)
    comes up healthy, takes airflow_settings.yaml, and a triggered sales_core_pipeline run
    leads to successful analytics and observability runs;
-4. the same on CeleryExecutor (tests/containers/celery plus the override): Redis, two workers;
-   the sales run's tasks ran on both workers, an inventory run succeeds, and a worker killed in
-   the middle of a task does not stop its run from succeeding. Reports the day's end-to-end
-   time against step 3's (a ratio) and a task's start-up on a plain and a preloaded worker.
+4. the CeleryExecutor stack (tests/containers/celery plus the override): Redis, two workers;
+   an inventory run succeeds, and a worker killed in the middle of a sales task does not stop
+   its run from succeeding: the task's next try runs on the other worker. Reports a task's
+   start-up on a plain and a preloaded worker. (The Dataset chain itself is step 3's.)
 
 On the Airflow 3 profile, ``test`` runs the same steps with Airflow 3.3.2 (DAGs listed with
 ``--local``, as Airflow 3's CLI otherwise reads what a DAG processor stored): step 3 on
@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg2
@@ -509,8 +509,8 @@ def most_in_parallel(tis: list[dict]) -> int:
     return most
 
 
-def check_stack() -> float:
-    """The astro dev start equivalent on LocalExecutor; returns the day's end-to-end seconds."""
+def check_stack() -> None:
+    """The astro dev start equivalent on LocalExecutor: the Dataset chain of one day."""
     stack = Stack()
     try:
         start_stack(
@@ -518,13 +518,12 @@ def check_stack() -> float:
             f"astro dev start equivalent: docker compose up (tests/containers/{PROFILE.compose.parent.name}"
             " + the override)",
         )
-        seconds, runs = run_day(stack, "image_test", next_slot(stack, "sales_core_pipeline"))
+        _, runs = run_day(stack, "image_test", next_slot(stack, "sales_core_pipeline"))
         tis = task_instances(stack, runs)
         preload = "; scheduler preloads the SDK" if PROFILE.major == 2 else ""
         print(f"LocalExecutor task start-up (queued to running{preload}): {startup(tis)}")
         print(f"tasks running at once, at most: {most_in_parallel(tis)}")
         print(f"retried tasks: {sum(ti['try_number'] > 1 for ti in tis)}")
-        return seconds
     finally:
         stack("down", "--volumes", "--remove-orphans", capture=True, check=False)
 
@@ -608,8 +607,14 @@ def kill_worker_mid_task(stack: Stack, run_id: str, logical_date) -> None:
             print(f"  the lost heartbeat was found {(found - killed_utc).total_seconds():.0f} s after the kill")
 
 
-def check_celery(local_seconds: float | None) -> None:
-    """The same DAGs on CeleryExecutor with two workers (tests/containers/celery, celery-3)."""
+def check_celery() -> None:
+    """The same DAGs on CeleryExecutor with two workers (tests/containers/celery, celery-3).
+
+    The Dataset chain already ran on this image in the LocalExecutor stack; here what Celery
+    changes: tasks run by worker processes of their own (an inventory run), and a worker killed in
+    the middle of a sales task, whose task is failed for its lost heartbeat and retried on the
+    other worker, where the run then succeeds.
+    """
     stack = Stack(PROFILE.celery_compose, CELERY_PROJECT)
     started = time.monotonic()
     try:
@@ -622,21 +627,15 @@ def check_celery(local_seconds: float | None) -> None:
             lambda: all(" ready." in stack("logs", "--no-color", w, capture=True).stdout for w in WORKERS),
             300,
         )
-        slot = next_slot(stack, "sales_core_pipeline")
-        seconds, runs = run_day(stack, "image_test", slot)
-        tis = task_instances(stack, runs)
-        sales_hosts = {ti["hostname"] for ti in tis if ti["dag_id"] == "sales_core_pipeline"}
-        print(f"hosts of sales_core_pipeline's tasks: {sorted(sales_hosts)}")
-        print(f"hosts of all {len(tis)} tasks of the day: {sorted({ti['hostname'] for ti in tis})}")
-        if not set(WORKERS) <= sales_hosts:
-            raise VerifyError(f"the tasks of one sales_core_pipeline run did not run on both workers: {sales_hosts}")
+        step("an inventory_mgmt_pipeline run on the Celery workers")
+        trigger(stack, "inventory_mgmt_pipeline", "image_test", next_slot(stack, "inventory_mgmt_pipeline"))
+        stack.airflow("dags", "unpause", "inventory_mgmt_pipeline")
+        wait_run(stack, "inventory_mgmt_pipeline", "image_test")
+        tis = task_instances(stack, [("inventory_mgmt_pipeline", "image_test")])
+        hosts = {ti["hostname"] for ti in tis}
+        # Which worker takes a task is Celery's choice: both run tasks in the kill scenario below.
+        print(f"inventory_mgmt_pipeline run image_test: success, its {len(tis)} tasks on {sorted(hosts)}")
         print(f"retried tasks: {sum(ti['try_number'] > 1 for ti in tis)}")
-        print(f"tasks running at once, at most: {most_in_parallel(tis)}")
-        if local_seconds:
-            print(
-                f"one day end to end: CeleryExecutor {seconds:.0f} s, LocalExecutor {local_seconds:.0f} s"
-                f" (Celery / Local = {seconds / local_seconds:.2f})"
-            )
         worker_2_log = stack("logs", "--no-color", "worker-2", capture=True).stdout.splitlines()
         preload_line = next((line for line in worker_2_log if "preloaded" in line), "worker-2: no preload line")
         print(
@@ -645,14 +644,8 @@ def check_celery(local_seconds: float | None) -> None:
         )
         print(f"  {preload_line.split('|', 1)[-1].strip()}")
 
-        step("an inventory_mgmt_pipeline run on the Celery workers")
-        trigger(stack, "inventory_mgmt_pipeline", "image_test", next_slot(stack, "inventory_mgmt_pipeline"))
-        stack.airflow("dags", "unpause", "inventory_mgmt_pipeline")
-        wait_run(stack, "inventory_mgmt_pipeline", "image_test")
-        hosts = {ti["hostname"] for ti in task_instances(stack, [("inventory_mgmt_pipeline", "image_test")])}
-        print(f"inventory_mgmt_pipeline run image_test: success, on {sorted(hosts)}")
-
-        kill_worker_mid_task(stack, "worker_killed", slot - timedelta(days=1))
+        stack.airflow("dags", "unpause", "sales_core_pipeline")
+        kill_worker_mid_task(stack, "worker_killed", next_slot(stack, "sales_core_pipeline"))
     finally:
         stack("down", "--volumes", "--remove-orphans", capture=True, check=False)
     print(f"the Celery stack added {time.monotonic() - started:.0f} s to the image test")
@@ -758,10 +751,10 @@ def main(argv: list[str] | None = None) -> int:
             check_dags()
             check_pytest()
         if args.action in ("test", "stacks"):
-            local_seconds = check_stack()
-            check_celery(local_seconds=local_seconds)
+            check_stack()
+            check_celery()
         if args.action == "celery":
-            check_celery(local_seconds=None)
+            check_celery()
         if args.action == "smoke":
             check_smoke()
     except VerifyError as err:

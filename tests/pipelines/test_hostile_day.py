@@ -17,7 +17,7 @@ from localdev.stack import SOURCE_DB
 from tests.pipelines.conftest import MONDAY
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform-2")]
 
 DAY = MONDAY + timedelta(days=2)  # a Wednesday no other test runs
 INSIDE = datetime.combine(DAY, time(9), tzinfo=UTC)

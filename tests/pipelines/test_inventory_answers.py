@@ -17,7 +17,7 @@ import pytest
 from include.shopstream.platform.warehouse import sql
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform-2")]
 
 ITEM = {"sku": "SKU-00001", "warehouse": "AMS", "on_hand": 5, "reserved": 1}
 ANSWERS = {

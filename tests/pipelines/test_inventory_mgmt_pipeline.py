@@ -10,7 +10,7 @@ from localdev.inventory_api import sku, stock_level
 from tests.pipelines.conftest import DATA, INVENTORY_SEED
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform-2")]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
 pytestmark = [
     pytest.mark.services,
-    pytest.mark.xdist_group("platform"),
+    pytest.mark.xdist_group("platform-2"),
     pytest.mark.usefixtures("analysed_monday"),
 ]
 

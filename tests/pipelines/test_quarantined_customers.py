@@ -14,7 +14,7 @@ from tests.pipelines import expected
 from tests.pipelines.conftest import DATA, MONDAY, at
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform-2")]
 
 # Seeding up to DAY moves the orders of earlier days on: no earlier day is run after that.
 YESTERDAY = MONDAY + timedelta(days=3)

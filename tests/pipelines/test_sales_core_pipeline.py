@@ -15,7 +15,7 @@ from tests.pipelines import expected
 from tests.pipelines.conftest import DATA, MONDAY, at
 
 # The platform's services are shared: one xdist worker runs the group (see the Makefile's test target).
-pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform")]
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("platform-2")]
 
 DAY = MONDAY - timedelta(days=3)  # Friday: its orders change status on Monday
 FIRST_SEEDED = MONDAY - timedelta(days=8)
