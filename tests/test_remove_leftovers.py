@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 from tests.conftest import PROJECT
-from tests.e2e import backends
 
+# Deselected under `astro dev pytest`, whose image has no Docker engine and no localdev/.
 pytestmark = pytest.mark.services
 
 SCRIPT = PROJECT / "tests" / "containers" / "remove-leftovers.sh"
@@ -31,12 +31,17 @@ def docker(*args: str) -> str:
 
 @pytest.fixture
 def engine():
+    """The image to create containers from (the end-to-end tests' Postgres), when an engine answers."""
+    from tests.e2e import backends
+
     if shutil.which("docker") is None or backends.choose() != "docker":
         pytest.skip(f"needs a Docker engine (end-to-end backend: {backends.choose()})")
     return backends.POSTGRES_IMAGE
 
 
 def test_a_killed_runs_stacks_and_test_containers_go_and_live_ones_stay(engine):
+    from tests.e2e.backends import LABEL
+
     project = f"shopstream-leftovers-{uuid.uuid4().hex[:8]}"
     created = {}
 
@@ -52,8 +57,8 @@ def test_a_killed_runs_stacks_and_test_containers_go_and_live_ones_stay(engine):
         create("celery-worker", f"com.docker.compose.project={project}-celery", restart="unless-stopped")
         create("someone-elses", f"com.docker.compose.project=x{project}", restart="unless-stopped")
         # End-to-end containers: of a pytest that is gone, and of this one.
-        create("gone-session", f"{backends.LABEL}={GONE_PID}")
-        create("live-session", f"{backends.LABEL}={os.getpid()}")
+        create("gone-session", f"{LABEL}={GONE_PID}")
+        create("live-session", f"{LABEL}={os.getpid()}")
 
         result = subprocess.run(
             ["bash", str(SCRIPT)],
