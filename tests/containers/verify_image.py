@@ -535,7 +535,9 @@ def kill_worker_mid_task(stack: Stack, run_id: str, logical_date) -> None:
     # call per poll left a short task (extract_customers) time to finish before the kill landed.
     containers = {w: stack("ps", "-q", w, capture=True).stdout.strip() for w in WORKERS}
     pg_port = stack.port("postgres", 5432)
+    # Triggered before the DAG is unpaused: unpaused first, the scheduler would take the slot itself.
     trigger(stack, "sales_core_pipeline", run_id, logical_date)
+    stack.airflow("dags", "unpause", "sales_core_pipeline")
     deadline = time.monotonic() + CHAIN_TIMEOUT
     victim = None
     conn = psycopg2.connect(host="127.0.0.1", port=pg_port, user="postgres", password="postgres")
@@ -644,7 +646,6 @@ def check_celery() -> None:
         )
         print(f"  {preload_line.split('|', 1)[-1].strip()}")
 
-        stack.airflow("dags", "unpause", "sales_core_pipeline")
         kill_worker_mid_task(stack, "worker_killed", next_slot(stack, "sales_core_pipeline"))
     finally:
         stack("down", "--volumes", "--remove-orphans", capture=True, check=False)
